@@ -1,0 +1,441 @@
+"""The `scenarist` command line.
+
+Every command reads the project settings (`--settings`, default `scenarist.yaml` in the
+current folder, or $SCENARIST_SETTINGS). Commands that run flows import Prefect only when
+called, so `validate` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine import progress
+from engine.errors import ConfigError, InputError, ScenarioError
+from engine.reports import Report, scenario_reports
+from engine.settings import Settings, load_settings
+
+# Operators read flow and task logs in the Prefect UI; the terminal shows warnings only.
+os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(
+    help="Scenarist: SMS and MMS scenarios compiled into Prefect flows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+customers_app = typer.Typer(help="Import customers.", no_args_is_help=True)
+consents_app = typer.Typer(help="Grant and revoke consents.", no_args_is_help=True)
+events_app = typer.Typer(help="Track customer events.", no_args_is_help=True)
+app.add_typer(customers_app, name="customers")
+app.add_typer(consents_app, name="consents")
+app.add_typer(events_app, name="events")
+
+console = Console()
+errors = Console(stderr=True)
+
+SettingsOption = Annotated[
+    Path | None, typer.Option("--settings", "-s", help="Project settings file.")
+]
+
+
+def _settings(path: Path | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        errors.print(f"[red]settings error[/red]\n{exc}", highlight=False)
+        raise typer.Exit(2) from exc
+
+
+def _store(path: Path | None):
+    from engine.store import Store
+
+    return Store(_settings(path).database_url)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def print_report(report: Report) -> None:
+    table = Table(title=report.title, title_justify="left")
+    for index, column in enumerate(report.columns):
+        table.add_column(column, justify="right" if index == len(report.columns) - 1 else "left")
+    for row in report.rows:
+        table.add_row(*(str(value) for value in row))
+    console.print(table)
+
+
+@contextmanager
+def progress_bars():
+    """Draw one bar per reported stage while the block runs."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, Any] = {}
+
+        def watch(stage: str, count: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], advance=count, total=total)
+
+        with progress.watching(watch):
+            yield
+
+
+# -- validate ------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+    settings: SettingsOption = None,
+) -> None:
+    """Check scenario files completely before anything runs."""
+    from engine.scenario import load_scenario
+
+    project = _settings(settings)
+    failed = False
+    for file in files:
+        try:
+            scenario = load_scenario(file, project)
+        except ScenarioError as exc:
+            failed = True
+            for problem in exc.problems:
+                errors.print(f"[red]error[/red] {problem}", highlight=False)
+            continue
+        console.print(
+            f"[green]ok[/green] {file}: {scenario.id} version {scenario.version}, "
+            f"{len(scenario.nodes)} nodes",
+            highlight=False,
+        )
+    if failed:
+        raise typer.Exit(1)
+
+
+# -- customers, consents, events -------------------------------------------------------
+
+
+@customers_app.command("import")
+def import_customers(
+    file: Annotated[Path, typer.Argument(help="CSV or JSON-lines file of customers.")],
+    settings: SettingsOption = None,
+    batch: Annotated[int, typer.Option(help="Rows written per transaction.")] = 1000,
+) -> None:
+    """Upsert customers; rows that fail are reported with their line and reason."""
+    from engine.customers import CustomerRow, RowError, read_customers
+
+    store = _store(settings)
+    imported, failures = 0, []
+    pending: list[CustomerRow] = []
+
+    def flush() -> None:
+        nonlocal imported
+        moment = now()
+        store.upsert_customers(
+            [
+                {"id": r.id, "phone": r.phone, "timezone": r.timezone, "attributes": r.attributes}
+                for r in pending
+            ],
+            moment,
+        )
+        store.change_consents(
+            [
+                {
+                    "customer_id": r.id,
+                    "category": category,
+                    "granted": granted,
+                    "source": f"import:{file.name}",
+                    "at": moment,
+                    "details": {"line": r.line},
+                }
+                for r in pending
+                for category, granted in r.consents.items()
+            ]
+        )
+        imported += len(pending)
+        pending.clear()
+
+    size = file.stat().st_size
+    with (
+        Progress(
+            TextColumn("importing {task.fields[name]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bars,
+        file.open(newline="") as stream,
+    ):
+        task = bars.add_task("import", total=size, name=file.name)
+        for row in read_customers(file, stream):
+            if isinstance(row, RowError):
+                failures.append(row)
+            else:
+                pending.append(row)
+                if len(pending) >= batch:
+                    flush()
+            bars.update(task, completed=_position(stream, size))
+        flush()
+        bars.update(task, completed=size)
+    for failure in failures[:50]:
+        errors.print(f"[red]rejected[/red] {file}:{failure}", highlight=False)
+    if len(failures) > 50:
+        errors.print(f"... and {len(failures) - 50} more rejected rows")
+    console.print(f"{imported} customers imported, {len(failures)} rows rejected")
+    if failures and not imported:
+        raise typer.Exit(1)
+
+
+def _position(stream: Any, size: int) -> int:
+    try:
+        return min(stream.buffer.tell(), size)
+    except (AttributeError, OSError):
+        return 0
+
+
+def _change_consent(customer: str, category: str, granted: bool, settings: Path | None) -> None:
+    project = _settings(settings)
+    if category not in project.consent_categories:
+        errors.print(
+            f"[red]error[/red] consent category '{category}' is not one of "
+            f"{', '.join(project.consent_categories)}"
+        )
+        raise typer.Exit(2)
+    from engine.store import Store
+
+    store = Store(project.database_url)
+    if store.customer(customer) is None:
+        errors.print(f"[red]error[/red] no customer '{customer}'")
+        raise typer.Exit(2)
+    store.change_consents(
+        [
+            {
+                "customer_id": customer,
+                "category": category,
+                "granted": granted,
+                "source": "cli",
+                "at": now(),
+                "details": {},
+            }
+        ]
+    )
+    console.print(f"{'granted' if granted else 'revoked'} {category} for {customer}")
+
+
+@consents_app.command("grant")
+def grant(customer: str, category: str, settings: SettingsOption = None) -> None:
+    """Grant a consent category to one customer."""
+    _change_consent(customer, category, True, settings)
+
+
+@consents_app.command("revoke")
+def revoke(customer: str, category: str, settings: SettingsOption = None) -> None:
+    """Revoke a consent category from one customer."""
+    _change_consent(customer, category, False, settings)
+
+
+@events_app.command("track")
+def track_event(
+    customer: Annotated[str | None, typer.Argument(help="Customer id.")] = None,
+    event_type: Annotated[str | None, typer.Argument(help="Event type, e.g. purchase.")] = None,
+    properties: Annotated[str, typer.Option(help="Event properties as a JSON object.")] = "{}",
+    file: Annotated[
+        Path | None, typer.Option(help="JSON lines: customer_id, type, properties.")
+    ] = None,
+    settings: SettingsOption = None,
+) -> None:
+    """Record customer events; event-triggered scenarios enrol them on their next tick."""
+    from engine.customers import RowError, read_records
+
+    store = _store(settings)
+    rows, failures = [], []
+    if file is not None:
+        with file.open() as stream:
+            for line, record in read_records(file, stream):
+                try:
+                    if isinstance(record, RowError):
+                        raise InputError(record.reason)
+                    rows.append(
+                        _event_row(
+                            record.get("customer_id"),
+                            record.get("type"),
+                            record.get("properties", {}),
+                        )
+                    )
+                except InputError as exc:
+                    failures.append(f"{file}:{line}: {exc}")
+    else:
+        try:
+            rows.append(_event_row(customer, event_type, json.loads(properties)))
+        except (InputError, json.JSONDecodeError) as exc:
+            errors.print(f"[red]error[/red] {exc}")
+            raise typer.Exit(2) from exc
+    known = store.customers_by_id({row["customer_id"] for row in rows})
+    for row in rows:
+        if row["customer_id"] not in known:
+            failures.append(f"no customer '{row['customer_id']}' for event '{row['type']}'")
+    rows = [row for row in rows if row["customer_id"] in known]
+    store.track_events(rows)
+    for failure in failures:
+        errors.print(f"[red]rejected[/red] {failure}", highlight=False)
+    console.print(f"{len(rows)} events tracked, {len(failures)} rejected")
+    if failures and not rows:
+        raise typer.Exit(1)
+
+
+def _event_row(customer: Any, event_type: Any, properties: Any) -> dict[str, Any]:
+    if not customer or not isinstance(customer, str):
+        raise InputError("missing 'customer_id'")
+    if not event_type or not isinstance(event_type, str):
+        raise InputError("missing event 'type'")
+    if not isinstance(properties, dict):
+        raise InputError("'properties' must be a JSON object")
+    return {"customer_id": customer, "type": event_type, "properties": properties, "at": now()}
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+@app.command()
+def launch(
+    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    settings: SettingsOption = None,
+) -> None:
+    """Validate, register and launch a scenario, then run ticks until nothing is due now."""
+    from engine.scenario import load_scenario
+
+    project = _settings(settings)
+    try:
+        scenario = load_scenario(file, project)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            errors.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(1) from exc
+    from flows.launch import launch_scenario
+
+    with progress_bars():
+        launch_scenario(str(file), _settings_arg(settings))
+    status(scenario.id, settings)
+
+
+@app.command()
+def tick(settings: SettingsOption = None) -> None:
+    """Run one tick of every running scenario."""
+    from flows.tick import tick as tick_flow
+
+    _settings(settings)
+    with progress_bars():
+        results = tick_flow(_settings_arg(settings))
+    for scenario_id, result in results.items():
+        console.print(f"{scenario_id}: {result['enrolled']} enrolled, {result['moves']} moves")
+
+
+@app.command()
+def status(
+    scenario: Annotated[str | None, typer.Argument(help="Scenario id; all when left out.")] = None,
+    settings: SettingsOption = None,
+) -> None:
+    """Journeys per node and campaign events per status."""
+    store = _store(settings)
+    records = store.scenario_records()
+    if scenario is not None:
+        records = [r for r in records if r["id"] == scenario]
+        if not records:
+            errors.print(f"[red]error[/red] no scenario '{scenario}'")
+            raise typer.Exit(2)
+    for record in records:
+        console.print(
+            f"[bold]{record['id']}[/bold] ({record['name']}) version {record['version']}"
+            f", {record['status']}",
+            highlight=False,
+        )
+        for report in scenario_reports(store, record["id"]):
+            print_report(report)
+
+
+def _set_status(scenario: str, value: str, settings: Path | None) -> None:
+    store = _store(settings)
+    if store.scenario_record(scenario) is None:
+        errors.print(f"[red]error[/red] no scenario '{scenario}'")
+        raise typer.Exit(2)
+    store.update_scenario(scenario, status=value)
+    console.print(f"{scenario}: {value}")
+
+
+@app.command()
+def pause(scenario: str, settings: SettingsOption = None) -> None:
+    """Stop ticking a scenario; its customers wait where they are."""
+    _set_status(scenario, "paused", settings)
+
+
+@app.command()
+def resume(scenario: str, settings: SettingsOption = None) -> None:
+    """Tick a paused scenario again."""
+    _set_status(scenario, "running", settings)
+
+
+@app.command()
+def simulator(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+) -> None:
+    """Run the local provider simulator (Sinch SMS API) in the foreground."""
+    from integrations.simulator.server import run_simulator
+
+    console.print(f"simulator on http://{host}:{port}")
+    run_simulator(host, port)
+
+
+@app.command()
+def serve(
+    settings: SettingsOption = None,
+    interval: Annotated[int, typer.Option(help="Seconds between ticks.")] = 60,
+) -> None:
+    """Serve the tick deployment (and scheduled scenarios) without a worker."""
+    from prefect import serve as prefect_serve
+
+    from flows.tick import tick as tick_flow
+
+    _settings(settings)
+    deployment = tick_flow.to_deployment(
+        name="scenarist-tick",
+        interval=interval,
+        parameters={"settings_file": _settings_arg(settings)},
+    )
+    prefect_serve(deployment)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option(help="Where the demo project is written.")] = Path(
+        ".scenarist/demo"
+    ),
+) -> None:
+    """Launch the shipped demo scenario to the sample audience, end to end, on SQLite and the
+    simulator, and show what happened."""
+    from engine.demo import run_demo
+
+    sys.exit(run_demo(folder, console))
+
+
+def _settings_arg(path: Path | None) -> str | None:
+    if path is not None:
+        return str(path.resolve())
+    env = os.environ.get("SCENARIST_SETTINGS")
+    return str(Path(env).resolve()) if env else None

@@ -1,0 +1,189 @@
+"""The engine's tables. SQLModel declares them; hot paths use SQLAlchemy Core on them.
+
+customers ─┬─ consents (current grant per category) + consent_changes (the ledger)
+           ├─ customer_events (drive event triggers)
+           └─ journeys (one row per customer per scenario entry: where it is, when it is due)
+                └─ sends (one row per message decision, keyed by the send key)
+                     ├─ dispatches (one provider request: the exact payload and its outcome)
+                     └─ campaign_events (append-only, the seeds' event properties)
+scenarios ── scenario_versions (every definition a journey may still run on)
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, naive UTC in the database.
+
+    SQLite keeps no offsets, so every instant is stored as naive UTC and compared as such.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Scenarist stores aware UTC instants")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def _instant(nullable: bool = False) -> Any:
+    default = None if nullable else ...
+    return Field(default=default, sa_type=UtcDateTime, nullable=nullable)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    id: str = Field(primary_key=True)
+    phone: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, Any] = _json()
+    updated_at: datetime = _instant()
+
+
+class Consent(SQLModel, table=True):
+    """The current state per customer and category; the ledger keeps the history."""
+
+    __tablename__ = "consents"
+    customer_id: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    granted: bool
+    updated_at: datetime = _instant()
+
+
+class ConsentChange(SQLModel, table=True):
+    __tablename__ = "consent_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(index=True)
+    category: str
+    granted: bool
+    source: str
+    at: datetime = _instant()
+    details: dict[str, Any] = _json()
+
+
+class CustomerEvent(SQLModel, table=True):
+    __tablename__ = "customer_events"
+    __table_args__ = (Index("ix_customer_events_type_id", "type", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str
+    type: str
+    properties: dict[str, Any] = _json()
+    at: datetime = _instant()
+
+
+class ScenarioRecord(SQLModel, table=True):
+    __tablename__ = "scenarios"
+    id: str = Field(primary_key=True)
+    name: str
+    version: str
+    source: str
+    status: str  # running | paused | stopped
+    launched_at: datetime = _instant()
+    # Event triggers: the last customer_events.id already considered for enrolment.
+    event_cursor: int = 0
+    # Schedule triggers: the next enrolment time, None when no fire is left.
+    next_fire_at: datetime | None = _instant(nullable=True)
+
+
+class ScenarioVersion(SQLModel, table=True):
+    __tablename__ = "scenario_versions"
+    scenario_id: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    definition: dict[str, Any] = _json()
+    created_at: datetime = _instant()
+
+
+class Journey(SQLModel, table=True):
+    __tablename__ = "journeys"
+    __table_args__ = (
+        UniqueConstraint("scenario_id", "customer_id", "entry", name="uq_journey_entry"),
+        Index("ix_journeys_due", "scenario_id", "state", "due_at"),
+        Index("ix_journeys_customer", "scenario_id", "customer_id", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    scenario_id: str
+    version: str
+    customer_id: str
+    # What makes this entry distinct: "launch", a schedule fire time, an event id.
+    entry: str
+    node_id: str
+    state: str  # active | done | failed
+    due_at: datetime = _instant()
+    claimed_until: datetime | None = _instant(nullable=True)
+    event: dict[str, Any] = _json()
+    error: str | None = None
+    updated_at: datetime = _instant()
+
+
+class Dispatch(SQLModel, table=True):
+    """One provider request. The payload is kept so an unresolved one is resent as it was."""
+
+    __tablename__ = "dispatches"
+    key: str = Field(primary_key=True)  # sent as client_reference
+    integration: str
+    state: str  # pending | enqueued | failed
+    payload: dict[str, Any] = _json()
+    provider_id: str | None = None
+    status_code: int | None = None
+    error: str | None = None
+    comment: str | None = None
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class Send(SQLModel, table=True):
+    """One message decision per send key: suppressed, failed before sending, or dispatched."""
+
+    __tablename__ = "sends"
+    __table_args__ = (
+        Index("ix_sends_customer_state", "customer_id", "state", "created_at"),
+        Index("ix_sends_dispatch", "dispatch_key"),
+    )
+    key: str = Field(primary_key=True)
+    scenario_id: str
+    node_id: str
+    customer_id: str
+    journey_id: int
+    phone: str | None = None
+    dispatch_key: str | None = None
+    # pending | enqueued | enqueue_failed | suppressed
+    state: str
+    reason: str | None = None
+    parts: int | None = None
+    encoding: str | None = None
+    status_code: int | None = None
+    error: str | None = None
+    comment: str | None = None
+    tracked: bool = False
+    created_at: datetime = _instant()
+
+
+class CampaignEvent(SQLModel, table=True):
+    """Append-only; `properties` holds the seeds' campaign event properties."""
+
+    __tablename__ = "campaign_events"
+    __table_args__ = (Index("ix_campaign_events_scenario_status", "scenario_id", "status"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    customer_id: str
+    scenario_id: str
+    status: str
+    send_key: str | None = None
+    timestamp: datetime = _instant()
+    properties: dict[str, Any] = _json()

@@ -1,0 +1,424 @@
+"""The runtime: enrol customers, claim due journeys, move them through the graph.
+
+Journeys are rows (DESIGN.md decision 1). A tick of one scenario claims the due journeys,
+groups them by node, and runs each node's steps on batches. Because the graph is a DAG
+and nodes run in topological order, a customer moves through every zero-wait node in the
+same tick. Where a journey goes is written after each batch.
+
+Nothing here imports Prefect: the flows pass a `StepRunner` that runs each step as a task
+run; tests pass one that just calls it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine import progress
+from engine.errors import TemplateError
+from engine.scenario import Scenario, parse_scenario
+from engine.settings import Settings
+from engine.store import ACTIVE, DONE, FAILED, ClaimedJourney, JourneyMove, Store
+from engine.templates import evaluate
+from integrations.gateways import GatewayPool
+from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+
+logger = logging.getLogger("scenarist")
+
+# How long a claimed journey is reserved for the worker that claimed it; a worker that
+# dies lets its journeys become due again after this.
+CLAIM_LEASE = timedelta(minutes=10)
+
+StepRunner = Callable[["NodeContext", NodeConfig, Step, list[JourneyItem], int], StepResult]
+
+
+def run_step_directly(
+    ctx: NodeContext, node: NodeConfig, step: Step, items: list[JourneyItem], batch: int
+) -> StepResult:
+    """The StepRunner without Prefect."""
+    return step.run(ctx, items)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+@dataclass
+class NodeContext:
+    """What a node step can use: settings, store, its scenario, the tick's clock, gateways."""
+
+    settings: Settings
+    store: Store
+    scenario: Scenario
+    now: datetime
+    gateways: GatewayPool
+
+    def zone(self, item: JourneyItem, setting: str = "customer") -> ZoneInfo:
+        """`setting` names a zone, or "customer" for the customer's own (project's if unset)."""
+        if setting != "customer":
+            zone = _zone(setting)
+        else:
+            zone = _zone(item.timezone) if item.timezone else None
+        return zone or _zone(self.settings.timezone) or ZoneInfo("UTC")
+
+
+@dataclass
+class TickSummary:
+    """What one tick did: customers enrolled, and moves per node and outcome."""
+
+    enrolled: int = 0
+    moves: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def processed(self) -> int:
+        return sum(self.moves.values())
+
+    def add(self, other: TickSummary) -> None:
+        self.enrolled += other.enrolled
+        self.moves.update(other.moves)
+
+
+class Runtime:
+    """Settings, store and gateways of one project, opened once per process."""
+
+    def __init__(self, settings: Settings, store: Store | None = None):
+        self.settings = settings
+        self.store = store or Store(settings.database_url)
+        self.gateways = GatewayPool(settings)
+        self._compiled: dict[tuple[str, str], Scenario] = {}
+
+    def close(self) -> None:
+        self.gateways.close()
+        self.store.close()
+
+    def scenario(self, scenario_id: str, version: str) -> Scenario:
+        """A stored scenario version, compiled once per process."""
+        key = (scenario_id, version)
+        if key not in self._compiled:
+            definition = self.store.scenario_definition(scenario_id, version)
+            record = self.store.scenario_record(scenario_id)
+            source = record["source"] if record else scenario_id
+            self._compiled[key] = _compile_definition(definition, source, self.settings)
+        return self._compiled[key]
+
+    def remember(self, scenario: Scenario) -> None:
+        self._compiled[(scenario.id, scenario.version)] = scenario
+
+    def context(self, scenario: Scenario, now: datetime) -> NodeContext:
+        return NodeContext(self.settings, self.store, scenario, now, self.gateways)
+
+
+def _compile_definition(definition: dict, source: str, settings: Settings) -> Scenario:
+    import yaml
+
+    return parse_scenario(yaml.safe_dump(definition, sort_keys=False), source, settings)
+
+
+# -- enrolment ---------------------------------------------------------------------------
+
+
+def _matches(expression: str | None, context: dict) -> bool:
+    if expression is None:
+        return True
+    return bool(evaluate(expression, context))
+
+
+def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: datetime) -> int:
+    """Enrol every customer matching the audience filter; returns how many started.
+
+    Customers are read in pages, so memory stays flat in the audience size. A customer
+    for whom the filter cannot be evaluated is not enrolled, and the first such error
+    is logged with the count.
+    """
+    store = runtime.store
+    first_node = scenario.next_node(scenario.trigger.id, "next")
+    if first_node is None:
+        return 0
+    started = 0
+    errors = 0
+    first_error = ""
+    total = store.count_customers()
+    for page in store.customer_pages(runtime.settings.claim_size):
+        entries = []
+        for customer in page:
+            item = _item_for(customer)
+            try:
+                if _matches(scenario.audience, item.template_context()):
+                    entries.append((customer["id"], entry, {}))
+            except TemplateError as exc:
+                errors += 1
+                first_error = first_error or f"customer {customer['id']}: {exc}"
+        started += store.enrol(
+            scenario_id=scenario.id,
+            version=scenario.version,
+            node_id=first_node,
+            entries=entries,
+            due_at=now,
+            once_at_a_time=False,
+        )
+        progress.advance("customers evaluated", len(page), total)
+    if errors:
+        logger.warning(
+            "%d customers skipped by the audience filter's errors; %s", errors, first_error
+        )
+    return started
+
+
+def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: datetime) -> int:
+    """Enrol customers whose events arrived since the scenario's cursor."""
+    trigger = scenario.trigger
+    assert trigger.event is not None
+    store = runtime.store
+    first_node = scenario.next_node(trigger.id, "next")
+    cursor = record["event_cursor"]
+    started = 0
+    while True:
+        events = store.events_after(trigger.event, cursor, runtime.settings.claim_size)
+        if not events:
+            break
+        customers = store.customers_by_id({e["customer_id"] for e in events})
+        entries = []
+        for event in events:
+            customer = customers.get(event["customer_id"])
+            if customer is None or first_node is None:
+                continue
+            context = _item_for(customer, event["properties"]).template_context()
+            try:
+                if _matches(trigger.condition, context) and _matches(scenario.audience, context):
+                    entry = "once" if trigger.reentry == "never" else f"event:{event['id']}"
+                    entries.append((customer["id"], entry, event["properties"]))
+            except TemplateError as exc:
+                logger.warning("event %s not enrolled: %s", event["id"], exc)
+        if first_node is not None:
+            started += store.enrol(
+                scenario_id=scenario.id,
+                version=scenario.version,
+                node_id=first_node,
+                entries=entries,
+                due_at=now,
+                once_at_a_time=trigger.reentry == "after_finish",
+            )
+        cursor = events[-1]["id"]
+        store.update_scenario(scenario.id, event_cursor=cursor)
+    return started
+
+
+def enrol_scheduled(runtime: Runtime, scenario: Scenario, record: dict, now: datetime) -> int:
+    """Enrol the audience when the schedule's next fire has come.
+
+    After downtime, only the latest missed fire enrols: a campaign is not sent several
+    times in a row to catch up.
+    """
+    fire = record["next_fire_at"]
+    if fire is None or fire > now:
+        return 0
+    trigger = scenario.trigger
+    following = trigger.next_fire(fire)
+    while following is not None and following <= now:
+        fire, following = following, trigger.next_fire(following)
+    started = enrol_audience(runtime, scenario, f"schedule:{fire.isoformat()}", now)
+    runtime.store.update_scenario(scenario.id, next_fire_at=following)
+    return started
+
+
+def launch(runtime: Runtime, scenario: Scenario, now: datetime) -> int:
+    """Make `scenario` the running version and enrol a launch trigger's audience.
+
+    Launching the same scenario again is harmless: enrolment is keyed per customer and
+    entry, so nobody enters twice and every message keeps its send key. An event trigger
+    only considers events tracked after its first launch; a schedule trigger starts from
+    its next fire after now.
+    """
+    trigger = scenario.trigger
+    runtime.store.save_scenario(
+        scenario_id=scenario.id,
+        name=scenario.name,
+        version=scenario.version,
+        source=scenario.source,
+        definition=scenario.definition,
+        now=now,
+        event_cursor=runtime.store.last_event_id() if trigger.kind == "event" else 0,
+        next_fire_at=trigger.next_fire(now) if trigger.kind == "schedule" else None,
+    )
+    runtime.remember(scenario)
+    if trigger.kind != "launch":
+        return 0
+    return enrol_audience(runtime, scenario, "launch", now)
+
+
+# -- ticks -------------------------------------------------------------------------------
+
+
+def _item_for(customer: dict, event: dict | None = None) -> JourneyItem:
+    return JourneyItem(
+        journey_id=0,
+        customer_id=customer["id"],
+        entry="",
+        version="",
+        attributes=customer.get("attributes") or {},
+        event=event or {},
+        phone=customer.get("phone"),
+        timezone=customer.get("timezone"),
+    )
+
+
+def _journey_item(journey: ClaimedJourney) -> JourneyItem:
+    return JourneyItem(
+        journey_id=journey.id,
+        customer_id=journey.customer_id,
+        entry=journey.entry,
+        version=journey.version,
+        attributes=journey.attributes,
+        event=journey.event,
+        phone=journey.phone,
+        timezone=journey.timezone,
+    )
+
+
+def _chunks(items: Sequence[JourneyItem], size: int) -> Iterator[list[JourneyItem]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def run_claimed(
+    runtime: Runtime,
+    scenario: Scenario,
+    journeys: Sequence[ClaimedJourney],
+    now: datetime,
+    run_step: StepRunner,
+) -> TickSummary:
+    """Move claimed journeys (all on `scenario`'s version) as far as they go now."""
+    ctx = runtime.context(scenario, now)
+    lease = now + CLAIM_LEASE
+    summary = TickSummary()
+    at_node: dict[str, list[JourneyItem]] = {}
+    for journey in journeys:
+        at_node.setdefault(journey.node_id, []).append(_journey_item(journey))
+
+    unknown = [
+        item
+        for node_id, items in at_node.items()
+        if node_id not in scenario.nodes
+        for item in items
+    ]
+    if unknown:
+        runtime.store.move_journeys(
+            [JourneyMove(i.journey_id, "", FAILED, now, "node no longer exists") for i in unknown],
+            now,
+            lease,
+        )
+
+    for node_id in scenario.order:
+        items = at_node.pop(node_id, [])
+        node = scenario.nodes[node_id]
+        for number, batch in enumerate(_chunks(items, runtime.settings.batch_size), start=1):
+            moves = _run_node(ctx, node, batch, number, run_step)
+            journey_moves = []
+            for move in moves:
+                journey_move, continues = _resolve(scenario, node_id, move, now)
+                journey_moves.append(journey_move)
+                summary.moves[(node_id, _outcome(move, journey_move))] += 1
+                if continues:
+                    move.item.notes.clear()
+                    at_node.setdefault(journey_move.node_id, []).append(move.item)
+            runtime.store.move_journeys(journey_moves, now, lease)
+            progress.advance(f"{node_id} processed", len(batch))
+    return summary
+
+
+def _run_node(
+    ctx: NodeContext, node: NodeConfig, batch: list[JourneyItem], number: int, run_step: StepRunner
+) -> list[Move]:
+    live = batch
+    moves: list[Move] = []
+    for step in node.steps():
+        if not live:
+            break
+        result = run_step(ctx, node, step, live, number)
+        moves.extend(result.moves)
+        live = result.live
+    # A node whose steps leave someone undecided is a bug in that node, not in the data.
+    moves.extend(Move.fail(item, f"node '{node.id}' made no decision") for item in live)
+    return moves
+
+
+def _resolve(
+    scenario: Scenario, node_id: str, move: Move, now: datetime
+) -> tuple[JourneyMove, bool]:
+    """The journey row's new position, and whether it moves on within this tick."""
+    journey_id = move.item.journey_id
+    if move.error is not None:
+        return JourneyMove(journey_id, node_id, FAILED, now, move.error), False
+    if move.output is None:
+        return JourneyMove(journey_id, node_id, ACTIVE, move.due_at or now), False
+    target = scenario.next_node(node_id, move.output)
+    if target is None:
+        return JourneyMove(journey_id, node_id, DONE, now), False
+    due = move.due_at or now
+    continues = due <= now
+    return JourneyMove(journey_id, target, ACTIVE, due, keep_claim=continues), continues
+
+
+def _outcome(move: Move, journey_move: JourneyMove) -> str:
+    if move.error is not None:
+        return "failed"
+    if move.output is None:
+        return "held"
+    if journey_move.state == DONE:
+        return "finished"
+    return f"{move.output}->{journey_move.node_id}"
+
+
+def tick_scenario(
+    runtime: Runtime,
+    scenario_id: str,
+    run_step: StepRunner = run_step_directly,
+    now: Callable[[], datetime] = utc_now,
+) -> TickSummary:
+    """One tick of one running scenario: enrol what triggers fired, move what is due."""
+    summary = TickSummary()
+    record = runtime.store.scenario_record(scenario_id)
+    if record is None or record["status"] != "running":
+        return summary
+    current = runtime.scenario(scenario_id, record["version"])
+    started = now()
+    if current.trigger.kind == "event":
+        summary.enrolled += enrol_from_events(runtime, current, record, started)
+    elif current.trigger.kind == "schedule":
+        summary.enrolled += enrol_scheduled(runtime, current, record, started)
+
+    seen: set[int] = set()
+    while True:
+        tick_time = now()
+        claimed = runtime.store.claim_due(
+            scenario_id, tick_time, runtime.settings.claim_size, CLAIM_LEASE
+        )
+        # A journey comes back within one tick only if a node held it until a time that
+        # has already passed; it waits for the next tick rather than spinning here.
+        claimed_again = [journey.id for journey in claimed if journey.id in seen]
+        if claimed_again:
+            runtime.store.release_claims([journey.id for journey in claimed])
+            claimed = [journey for journey in claimed if journey.id not in seen]
+        if not claimed:
+            break
+        seen.update(journey.id for journey in claimed)
+        by_version: dict[str, list[ClaimedJourney]] = {}
+        for journey in claimed:
+            by_version.setdefault(journey.version, []).append(journey)
+        for version, journeys in by_version.items():
+            scenario = runtime.scenario(scenario_id, version)
+            summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step))
+    return summary

@@ -1,0 +1,402 @@
+"""Scenario files: their schema, validation and compilation into a frozen graph.
+
+`load_scenario(path, settings)` checks everything before anything runs and returns a
+`Scenario`, or raises ScenarioError listing every problem, each naming the file, the node,
+the field and the YAML line. A scenario is compiled once and frozen; the runtime only
+reads it.
+
+    id: welcome
+    name: Welcome series
+    settings: {consent_category: sms_marketing, frequency_policy: default, sender: main}
+    audience: "customer.country == 'US'"
+    nodes:
+      - {id: start, type: trigger, on: launch}
+      - {id: hello, type: sms, text: "Hi {{ customer.first_name }}!"}
+    edges:
+      - {from: start, to: hello}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import Problem, ScenarioError
+from engine.settings import Settings
+from engine.silent_hours import SilentHours
+from engine.templates import expression_error
+from nodes import NODE_TYPES
+from nodes.base import NodeConfig
+from nodes.trigger import TriggerNode
+
+TrackingValue = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ScenarioSettings(_Strict):
+    """Campaign settings shared by every message node of the scenario."""
+
+    consent_category: str
+    frequency_policy: str | None = None
+    # Omitted: the project's default silent hours; "none": this scenario ignores them.
+    silent_hours: SilentHours | Literal["none"] | None = None
+    sender: str | None = None
+    tracking: dict[str, TrackingValue] = Field(default_factory=dict)
+
+
+class Edge(_Strict):
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    when: str = "next"
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _branch_name(cls, value: object) -> object:
+        # YAML reads `when: true` as a boolean; branch names are strings.
+        return str(value).lower() if isinstance(value, bool) else value
+
+
+class ScenarioFile(_Strict):
+    """The top level of a scenario file; nodes are validated by their own type's model."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str
+    settings: ScenarioSettings
+    audience: str | None = None
+    nodes: list[dict[str, Any]]
+    edges: list[Edge] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated, compiled scenario. Immutable: the runtime only reads it."""
+
+    id: str
+    name: str
+    version: str
+    source: str
+    settings: ScenarioSettings
+    audience: str | None
+    nodes: dict[str, NodeConfig]
+    order: tuple[str, ...]  # topological: a node's predecessors come before it
+    routes: dict[tuple[str, str], str]  # (node, output) -> next node
+    action_ids: dict[str, int]  # message nodes numbered 1, 2, ... in file order
+    definition: dict[str, Any]
+
+    @property
+    def trigger(self) -> TriggerNode:
+        node = self.nodes[self.order[0]]
+        assert isinstance(node, TriggerNode)
+        return node
+
+    def next_node(self, node_id: str, output: str) -> str | None:
+        return self.routes.get((node_id, output))
+
+    def silent_hours(self, settings: Settings) -> SilentHours | None:
+        if self.settings.silent_hours == "none":
+            return None
+        return self.settings.silent_hours or settings.silent_hours
+
+
+def scenario_version(definition: dict[str, Any]) -> str:
+    """A short content hash: the same definition always has the same version."""
+    canonical = json.dumps(definition, sort_keys=True, default=str).encode()
+    return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def load_scenario(path: Path | str, settings: Settings) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError([Problem(str(path), f"cannot read the file: {exc.strerror}")]) from exc
+    return parse_scenario(text, str(path), settings)
+
+
+def parse_scenario(text: str, source: str, settings: Settings) -> Scenario:
+    try:
+        tree = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise ScenarioError([Problem(source, f"not valid YAML: {exc}", line=line)]) from exc
+    lines = _LineIndex(tree)
+    if not isinstance(raw, dict):
+        raise ScenarioError([Problem(source, "the top level must be a mapping", line=1)])
+    try:
+        file = ScenarioFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(_pydantic_problems(exc, source, lines)) from exc
+    return _compile(file, raw, source, settings, lines)
+
+
+def _compile(
+    file: ScenarioFile, raw: dict[str, Any], source: str, settings: Settings, lines: _LineIndex
+) -> Scenario:
+    problems: list[Problem] = []
+    nodes: dict[str, NodeConfig] = {}
+    node_index: dict[str, int] = {}
+    for index, spec in enumerate(file.nodes):
+        node = _node(spec, index, source, settings, lines, problems)
+        if node is None:
+            continue
+        if node.id in nodes:
+            problems.append(
+                Problem(source, "duplicate node id", node.id, "id", lines.at("nodes", index, "id"))
+            )
+            continue
+        nodes[node.id] = node
+        node_index[node.id] = index
+
+    problems += _settings_problems(file, source, settings, lines)
+    routes, graph_problems = _routes(file, nodes, source, lines)
+    problems += graph_problems
+    order: tuple[str, ...] = ()
+    if not problems:
+        order, order_problems = _order(nodes, routes, source, lines, node_index)
+        problems += order_problems
+    if problems:
+        raise ScenarioError(problems)
+
+    actions = [node_id for node_id in nodes if nodes[node_id].is_action]
+    return Scenario(
+        id=file.id,
+        name=file.name,
+        version=scenario_version(raw),
+        source=source,
+        settings=file.settings,
+        audience=file.audience,
+        nodes=nodes,
+        order=order,
+        routes=routes,
+        action_ids={node_id: number for number, node_id in enumerate(actions, start=1)},
+        definition=raw,
+    )
+
+
+def _node(
+    spec: dict[str, Any],
+    index: int,
+    source: str,
+    settings: Settings,
+    lines: _LineIndex,
+    problems: list[Problem],
+) -> NodeConfig | None:
+    node_id = spec.get("id") if isinstance(spec.get("id"), str) else f"#{index + 1}"
+    node_type = spec.get("type")
+    model = NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
+    if model is None:
+        known = ", ".join(sorted(NODE_TYPES))
+        problems.append(
+            Problem(
+                source,
+                f"unknown node type {node_type!r}; known types: {known}",
+                node_id,
+                "type",
+                lines.at("nodes", index, "type"),
+            )
+        )
+        return None
+    try:
+        node = model.model_validate(spec)
+    except ValidationError as exc:
+        for item in exc.errors():
+            loc = [str(part) for part in item["loc"]]
+            problems.append(
+                Problem(
+                    source,
+                    item["msg"],
+                    node_id,
+                    ".".join(loc) or None,
+                    lines.at("nodes", index, *loc[:1]),
+                )
+            )
+        return None
+    for field, message in node.problems(settings):
+        problems.append(Problem(source, message, node.id, field, lines.at("nodes", index, field)))
+    return node
+
+
+def _settings_problems(
+    file: ScenarioFile, source: str, settings: Settings, lines: _LineIndex
+) -> list[Problem]:
+    problems = []
+
+    def check(ok: bool, field: str, message: str) -> None:
+        if not ok:
+            line = lines.at("settings", field) or lines.at(field)
+            problems.append(Problem(source, message, None, field, line))
+
+    scenario_settings = file.settings
+    check(
+        scenario_settings.consent_category in settings.consent_categories,
+        "consent_category",
+        f"consent category '{scenario_settings.consent_category}' is not defined in the "
+        f"project settings ({', '.join(settings.consent_categories)})",
+    )
+    check(
+        scenario_settings.frequency_policy is None
+        or scenario_settings.frequency_policy in settings.frequency_policies,
+        "frequency_policy",
+        f"frequency policy '{scenario_settings.frequency_policy}' is not defined in the "
+        "project settings",
+    )
+    check(
+        scenario_settings.sender is None or settings.sender(scenario_settings.sender) is not None,
+        "sender",
+        f"sender '{scenario_settings.sender}' is not a predefined sender",
+    )
+    if file.audience is not None:
+        error = expression_error(file.audience)
+        check(error is None, "audience", f"audience is not a valid expression: {error}")
+    return problems
+
+
+def _routes(
+    file: ScenarioFile, nodes: dict[str, NodeConfig], source: str, lines: _LineIndex
+) -> tuple[dict[tuple[str, str], str], list[Problem]]:
+    routes: dict[tuple[str, str], str] = {}
+    problems = []
+    for index, edge in enumerate(file.edges):
+        line = lines.at("edges", index)
+        for end, field in ((edge.source, "from"), (edge.target, "to")):
+            if end not in nodes:
+                problems.append(
+                    Problem(
+                        source, f"edge {field} unknown node '{end}'", end, f"edges.{index}", line
+                    )
+                )
+        if edge.source not in nodes or edge.target not in nodes:
+            continue
+        outputs = type(nodes[edge.source]).outputs
+        if edge.when not in outputs:
+            problems.append(
+                Problem(
+                    source,
+                    f"branch '{edge.when}' is not one of {', '.join(outputs)}",
+                    edge.source,
+                    f"edges.{index}.when",
+                    line,
+                )
+            )
+        elif (edge.source, edge.when) in routes:
+            problems.append(
+                Problem(
+                    source,
+                    f"branch '{edge.when}' already has an edge",
+                    edge.source,
+                    f"edges.{index}",
+                    line,
+                )
+            )
+        else:
+            routes[(edge.source, edge.when)] = edge.target
+    return routes, problems
+
+
+def _order(
+    nodes: dict[str, NodeConfig],
+    routes: dict[tuple[str, str], str],
+    source: str,
+    lines: _LineIndex,
+    node_index: dict[str, int],
+) -> tuple[tuple[str, ...], list[Problem]]:
+    def where(node_id: str, field: str = "id") -> int | None:
+        return lines.at("nodes", node_index[node_id], field)
+
+    triggers = [node_id for node_id, node in nodes.items() if isinstance(node, TriggerNode)]
+    if len(triggers) != 1:
+        message = "no trigger node" if not triggers else f"several triggers: {', '.join(triggers)}"
+        return (), [Problem(source, f"a scenario needs exactly one trigger: {message}")]
+    trigger = triggers[0]
+    successors: dict[str, list[str]] = {node_id: [] for node_id in nodes}
+    indegree = dict.fromkeys(nodes, 0)
+    for (node_id, _output), target in routes.items():
+        successors[node_id].append(target)
+        indegree[target] += 1
+    problems = []
+    if indegree[trigger]:
+        problems.append(Problem(source, "the trigger cannot have incoming edges", trigger, None))
+
+    # Kahn's algorithm: what is left over sits on a cycle.
+    ready = [node_id for node_id in nodes if indegree[node_id] == 0]
+    remaining = dict(indegree)
+    order = []
+    while ready:
+        node_id = ready.pop(0)
+        order.append(node_id)
+        for target in successors[node_id]:
+            remaining[target] -= 1
+            if remaining[target] == 0:
+                ready.append(target)
+    cyclic = [node_id for node_id in nodes if node_id not in order]
+    if cyclic:
+        problems.append(
+            Problem(
+                source,
+                f"the graph is not acyclic: a cycle runs through {', '.join(cyclic)}",
+                cyclic[0],
+                None,
+                where(cyclic[0]),
+            )
+        )
+        return (), problems
+
+    reachable = {trigger}
+    for node_id in order:
+        if node_id in reachable:
+            reachable.update(successors[node_id])
+    for node_id in nodes:
+        if node_id not in reachable:
+            problems.append(
+                Problem(source, "unreachable from the trigger", node_id, None, where(node_id))
+            )
+    # The trigger first, then the rest in topological order.
+    order.remove(trigger)
+    return (trigger, *order), problems
+
+
+def _pydantic_problems(exc: ValidationError, source: str, lines: _LineIndex) -> list[Problem]:
+    problems = []
+    for item in exc.errors():
+        loc = [str(part) for part in item["loc"]]
+        problems.append(
+            Problem(source, item["msg"], None, ".".join(loc) or None, lines.at(*loc[:3]))
+        )
+    return problems
+
+
+class _LineIndex:
+    """Finds the YAML line of a key path such as ("nodes", 2, "text")."""
+
+    def __init__(self, tree: yaml.Node | None):
+        self.tree = tree
+
+    def at(self, *path: str | int) -> int | None:
+        node = self.tree
+        line = None
+        for part in path:
+            if isinstance(node, yaml.MappingNode):
+                match = [v for k, v in node.value if k.value == str(part)]
+                if not match:
+                    return line
+                node = match[0]
+            elif isinstance(node, yaml.SequenceNode):
+                try:
+                    node = node.value[int(part)]
+                except (ValueError, IndexError):
+                    return line
+            else:
+                return line
+            line = node.start_mark.line + 1
+        return line

@@ -1,0 +1,198 @@
+"""Project settings: one YAML file (`scenarist.yaml`), validated with pydantic.
+
+Every error names the file and the key, e.g.
+`scenarist.yaml: senders.0.type: Input should be 'short_code', ...`.
+
+Secrets are `SecretStr`: they print as `**********` and never reach logs or artifacts.
+An API token is read from an environment variable (`api_token_env`) or a Prefect Secret
+block (`api_token_block`), never written into the settings file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from engine.errors import ConfigError
+from engine.schedule import parse_duration, parse_zone
+from engine.silent_hours import SilentHours
+
+SETTINGS_FILE = "scenarist.yaml"
+MAX_PREDEFINED_SENDERS = 100
+SIMULATOR_PLAN_ID = "simulator"
+SIMULATOR_TOKEN = "simulator-token"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SinchSmsIntegration(_Strict):
+    """A Sinch SMS service plan: its own queue and its own rate limit."""
+
+    type: Literal["sinch_sms"]
+    service_plan_id: str
+    region: Literal["us", "eu", "au", "br", "ca"] = "us"
+    api_token_env: str | None = None
+    api_token_block: str | None = None
+    base_url: str | None = None
+    rate_limit: float = Field(default=100.0, gt=0, description="messages per second")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> SinchSmsIntegration:
+        if (self.api_token_env is None) == (self.api_token_block is None):
+            raise ValueError("set exactly one of api_token_env or api_token_block")
+        return self
+
+    def api_token(self) -> SecretStr:
+        """The token, from the environment or the Prefect Secret block."""
+        if self.api_token_env is not None:
+            value = os.environ.get(self.api_token_env)
+            if not value:
+                raise ConfigError(f"environment variable {self.api_token_env} is not set")
+            return SecretStr(value)
+        from prefect.blocks.system import Secret  # imported late: it needs a Prefect API
+
+        return SecretStr(Secret.load(self.api_token_block).get())
+
+
+class SimulatorIntegration(_Strict):
+    """The local provider simulator, spoken to with the real Sinch SMS client."""
+
+    type: Literal["simulator"]
+    url: str = "http://127.0.0.1:8765"
+    rate_limit: float = Field(default=1_000_000.0, gt=0, description="messages per second")
+
+    def api_token(self) -> SecretStr:
+        return SecretStr(SIMULATOR_TOKEN)
+
+
+Integration = Annotated[SinchSmsIntegration | SimulatorIntegration, Field(discriminator="type")]
+
+SenderType = Literal["short_code", "toll_free", "10dlc", "long_number"]
+
+
+class Sender(_Strict):
+    """A predefined sender that SMS nodes may name."""
+
+    name: str
+    number: str
+    type: SenderType
+    default: bool = False
+
+
+class FrequencyPolicy(_Strict):
+    """At most `max_messages` messages per customer within `window`, across all scenarios."""
+
+    max_messages: int = Field(ge=0)
+    window: timedelta
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+class Settings(_Strict):
+    """Everything a project configures, loaded from `scenarist.yaml`."""
+
+    database_url: str = "sqlite:///.scenarist/scenarist.db"
+    timezone: str = "UTC"
+    integrations: dict[str, Integration] = Field(
+        default_factory=lambda: {"simulator": SimulatorIntegration(type="simulator")}
+    )
+    default_sms_provider: str = "simulator"
+    senders: list[Sender] = Field(default_factory=list)
+    consent_categories: list[str] = Field(default_factory=lambda: ["sms_marketing"])
+    frequency_policies: dict[str, FrequencyPolicy] = Field(default_factory=dict)
+    silent_hours: SilentHours | None = None
+    campaign_event_name: str = "campaign"
+    batch_size: int = Field(default=1000, ge=1, le=1000)
+    claim_size: int = Field(default=10_000, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    @field_validator("senders")
+    @classmethod
+    def _senders(cls, senders: list[Sender]) -> list[Sender]:
+        if len(senders) > MAX_PREDEFINED_SENDERS:
+            raise ValueError(f"at most {MAX_PREDEFINED_SENDERS} predefined senders per project")
+        names = [s.name for s in senders]
+        if len(set(names)) != len(names):
+            raise ValueError("sender names must be unique")
+        if sum(s.default for s in senders) > 1:
+            raise ValueError("at most one sender can be the default")
+        return senders
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        if self.default_sms_provider not in self.integrations:
+            raise ValueError(
+                f"default_sms_provider '{self.default_sms_provider}' is not one of the "
+                f"integrations: {sorted(self.integrations)}"
+            )
+        return self
+
+    def sender(self, name: str | None) -> Sender | None:
+        """The named predefined sender, or the default one when `name` is None."""
+        for sender in self.senders:
+            if (name is None and sender.default) or sender.name == name:
+                return sender
+        if name is None and self.senders:
+            return self.senders[0]
+        return None
+
+
+def format_validation_error(source: str, error: ValidationError) -> str:
+    """One line per pydantic error, each naming the source and the dotted key."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"{source}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Read and validate the settings file; a missing file means all defaults."""
+    path = Path(path or os.environ.get("SCENARIST_SETTINGS", SETTINGS_FILE))
+    if not path.exists():
+        return Settings()
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(path), exc)) from exc
+    return _resolve_relative_database(settings, path.parent)
+
+
+def _resolve_relative_database(settings: Settings, base: Path) -> Settings:
+    # A relative SQLite path is relative to the settings file, not to the current directory,
+    # so every command of one project opens the same database wherever it is run from.
+    prefix = "sqlite:///"
+    url = settings.database_url
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        url = prefix + str((base / url[len(prefix) :]).resolve())
+        return settings.model_copy(update={"database_url": url})
+    return settings

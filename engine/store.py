@@ -1,0 +1,689 @@
+"""The journey store: every read and write the engine makes, as named operations.
+
+SQLite (WAL) is the embedded default, PostgreSQL works through the same URL setting.
+Hot paths (enrolment, claims, moves, sends, campaign events) are bulk Core statements:
+one statement per batch, never one ORM object per row. All statements are built by
+SQLAlchemy with bound parameters; no SQL is ever assembled from strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import SQLModel
+
+from engine.models import (
+    CampaignEvent,
+    Consent,
+    ConsentChange,
+    Customer,
+    CustomerEvent,
+    Dispatch,
+    Journey,
+    ScenarioRecord,
+    ScenarioVersion,
+    Send,
+)
+
+CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
+CONSENTS: Table = Consent.__table__  # type: ignore[assignment]
+CONSENT_CHANGES: Table = ConsentChange.__table__  # type: ignore[assignment]
+EVENTS: Table = CustomerEvent.__table__  # type: ignore[assignment]
+SCENARIOS: Table = ScenarioRecord.__table__  # type: ignore[assignment]
+VERSIONS: Table = ScenarioVersion.__table__  # type: ignore[assignment]
+JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
+DISPATCHES: Table = Dispatch.__table__  # type: ignore[assignment]
+SENDS: Table = Send.__table__  # type: ignore[assignment]
+CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
+
+ACTIVE, DONE, FAILED = "active", "done", "failed"
+
+
+@dataclass(frozen=True)
+class ClaimedJourney:
+    """A due journey with the customer data its node needs."""
+
+    id: int
+    customer_id: str
+    entry: str
+    version: str
+    node_id: str
+    event: dict[str, Any]
+    phone: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JourneyMove:
+    """The new position of one journey, written by `Store.move_journeys`."""
+
+    id: int
+    node_id: str
+    state: str
+    due_at: datetime
+    error: str | None = None
+    keep_claim: bool = False
+
+
+def create_database_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets readers (status, the UI) run while a tick writes; NORMAL is durable in WAL
+    # mode across process crashes, which is what the exactly-once guarantee needs.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """Named reads and writes over one database."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_database_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _insert(self, table: Table) -> Any:
+        """An INSERT that can take ON CONFLICT clauses in this dialect."""
+        dialect = postgresql if self.is_postgres else sqlite
+        return dialect.insert(table)
+
+    def _insert_ignoring_conflicts(
+        self, connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> int:
+        if not rows:
+            return 0
+        result = connection.execute(self._insert(table).on_conflict_do_nothing(), list(rows))
+        return max(result.rowcount, 0)
+
+    # -- customers -------------------------------------------------------------------
+
+    def upsert_customers(self, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Insert or update customers; given attributes are merged into the stored ones."""
+        if not rows:
+            return
+        ids = [row["id"] for row in rows]
+        with self.engine.begin() as connection:
+            stored = dict(
+                connection.execute(
+                    select(CUSTOMERS.c.id, CUSTOMERS.c.attributes).where(CUSTOMERS.c.id.in_(ids))
+                ).all()
+            )
+            values = []
+            for row in rows:
+                attributes = {**stored.get(row["id"], {}), **row.get("attributes", {})}
+                values.append(
+                    {
+                        "id": row["id"],
+                        "phone": row.get("phone", attributes.get("phone")),
+                        "timezone": row.get("timezone", attributes.get("timezone")),
+                        "attributes": attributes,
+                        "updated_at": now,
+                    }
+                )
+            statement = self._insert(CUSTOMERS)
+            statement = statement.on_conflict_do_update(
+                index_elements=[CUSTOMERS.c.id],
+                set_={
+                    "phone": statement.excluded.phone,
+                    "timezone": statement.excluded.timezone,
+                    "attributes": statement.excluded.attributes,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+            connection.execute(statement, values)
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
+            ).mappings()
+            found = row.first()
+            return dict(found) if found else None
+
+    def customer_pages(self, page_size: int) -> Iterator[list[dict[str, Any]]]:
+        """Every customer, in pages, by keyset on the id so memory stays flat."""
+        after = ""
+        columns = (CUSTOMERS.c.id, CUSTOMERS.c.phone, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
+        while True:
+            with self.engine.connect() as connection:
+                page = [
+                    dict(row)
+                    for row in connection.execute(
+                        select(*columns)
+                        .where(CUSTOMERS.c.id > after)
+                        .order_by(CUSTOMERS.c.id)
+                        .limit(page_size)
+                    ).mappings()
+                ]
+            if not page:
+                return
+            yield page
+            after = page[-1]["id"]
+
+    def customers_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        columns = (CUSTOMERS.c.id, CUSTOMERS.c.phone, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(*columns).where(CUSTOMERS.c.id.in_(list(ids))))
+            return {row.id: dict(row._mapping) for row in rows}
+
+    def count_customers(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(CUSTOMERS)).scalar_one()
+
+    # -- consents --------------------------------------------------------------------
+
+    def change_consents(self, changes: Sequence[dict[str, Any]]) -> None:
+        """Record grants and revocations: the current state and the ledger, together.
+
+        Each change: customer_id, category, granted, source, at, details.
+        """
+        if not changes:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(insert(CONSENT_CHANGES), list(changes))
+            statement = self._insert(CONSENTS)
+            statement = statement.on_conflict_do_update(
+                index_elements=[CONSENTS.c.customer_id, CONSENTS.c.category],
+                set_={
+                    "granted": statement.excluded.granted,
+                    "updated_at": statement.excluded.updated_at,
+                },
+            )
+            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            for change in changes:
+                latest[(change["customer_id"], change["category"])] = {
+                    "customer_id": change["customer_id"],
+                    "category": change["category"],
+                    "granted": change["granted"],
+                    "updated_at": change["at"],
+                }
+            connection.execute(statement, list(latest.values()))
+
+    def consented(self, customer_ids: Sequence[str], category: str) -> set[str]:
+        """The customers among `customer_ids` who currently grant `category`."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(CONSENTS.c.customer_id).where(
+                    CONSENTS.c.customer_id.in_(list(customer_ids)),
+                    CONSENTS.c.category == category,
+                    CONSENTS.c.granted.is_(True),
+                )
+            )
+            return {row.customer_id for row in rows}
+
+    def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(CONSENT_CHANGES)
+                .where(CONSENT_CHANGES.c.customer_id == customer_id)
+                .order_by(CONSENT_CHANGES.c.id)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    # -- customer events -------------------------------------------------------------
+
+    def track_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append customer events: customer_id, type, properties, at."""
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(insert(EVENTS), list(rows))
+
+    def last_event_id(self) -> int:
+        with self.engine.connect() as connection:
+            return connection.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
+
+    def events_after(self, event_type: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(EVENTS)
+                .where(EVENTS.c.type == event_type, EVENTS.c.id > after_id)
+                .order_by(EVENTS.c.id)
+                .limit(limit)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    # -- scenarios -------------------------------------------------------------------
+
+    def save_scenario(
+        self,
+        *,
+        scenario_id: str,
+        name: str,
+        version: str,
+        source: str,
+        definition: dict[str, Any],
+        now: datetime,
+        event_cursor: int,
+        next_fire_at: datetime | None,
+    ) -> bool:
+        """Register a scenario version and make it the running one.
+
+        Returns False when this exact version was already running (a repeated launch),
+        in which case the cursor and schedule are left as they were.
+        """
+        with self.engine.begin() as connection:
+            self._insert_ignoring_conflicts(
+                connection,
+                VERSIONS,
+                [
+                    {
+                        "scenario_id": scenario_id,
+                        "version": version,
+                        "definition": definition,
+                        "created_at": now,
+                    }
+                ],
+            )
+            current = connection.execute(
+                select(SCENARIOS.c.version, SCENARIOS.c.status).where(SCENARIOS.c.id == scenario_id)
+            ).first()
+            if current is not None and current.version == version:
+                connection.execute(
+                    update(SCENARIOS).where(SCENARIOS.c.id == scenario_id).values(status="running")
+                )
+                return False
+            values = {
+                "name": name,
+                "version": version,
+                "source": source,
+                "status": "running",
+                "launched_at": now,
+                "event_cursor": event_cursor,
+                "next_fire_at": next_fire_at,
+            }
+            if current is None:
+                connection.execute(insert(SCENARIOS), [{"id": scenario_id, **values}])
+            else:
+                connection.execute(
+                    update(SCENARIOS).where(SCENARIOS.c.id == scenario_id).values(**values)
+                )
+            return True
+
+    def scenario_record(self, scenario_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = (
+                connection.execute(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
+                .mappings()
+                .first()
+            )
+            return dict(row) if row else None
+
+    def scenario_records(self, status: str | None = None) -> list[dict[str, Any]]:
+        query = select(SCENARIOS).order_by(SCENARIOS.c.id)
+        if status is not None:
+            query = query.where(SCENARIOS.c.status == status)
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def scenario_definition(self, scenario_id: str, version: str) -> dict[str, Any]:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(VERSIONS.c.definition).where(
+                    VERSIONS.c.scenario_id == scenario_id, VERSIONS.c.version == version
+                )
+            ).scalar_one()
+
+    def update_scenario(self, scenario_id: str, **values: Any) -> None:
+        """Set status, event_cursor or next_fire_at of one scenario."""
+        allowed = {"status", "event_cursor", "next_fire_at"}
+        if unknown := set(values) - allowed:
+            raise ValueError(f"cannot update scenario fields {sorted(unknown)}")
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(SCENARIOS).where(SCENARIOS.c.id == scenario_id).values(**values)
+            )
+
+    # -- journeys --------------------------------------------------------------------
+
+    def enrol(
+        self,
+        *,
+        scenario_id: str,
+        version: str,
+        node_id: str,
+        entries: Sequence[tuple[str, str, dict[str, Any]]],
+        due_at: datetime,
+        once_at_a_time: bool,
+    ) -> int:
+        """Start journeys for (customer_id, entry, event) triples; returns how many started.
+
+        An entry that already exists is skipped (the unique key makes enrolment
+        idempotent). With `once_at_a_time`, a customer whose journey in this scenario is
+        still active is skipped too.
+        """
+        if not entries:
+            return 0
+        with self.engine.begin() as connection:
+            if once_at_a_time:
+                busy = set(
+                    connection.execute(
+                        select(JOURNEYS.c.customer_id).where(
+                            JOURNEYS.c.scenario_id == scenario_id,
+                            JOURNEYS.c.state == ACTIVE,
+                            JOURNEYS.c.customer_id.in_({e[0] for e in entries}),
+                        )
+                    ).scalars()
+                )
+                seen: set[str] = set()
+                kept = []
+                for entry in entries:
+                    if entry[0] not in busy and entry[0] not in seen:
+                        seen.add(entry[0])
+                        kept.append(entry)
+                entries = kept
+            rows = [
+                {
+                    "scenario_id": scenario_id,
+                    "version": version,
+                    "customer_id": customer_id,
+                    "entry": entry,
+                    "node_id": node_id,
+                    "state": ACTIVE,
+                    "due_at": due_at,
+                    "event": event_properties,
+                    "updated_at": due_at,
+                }
+                for customer_id, entry, event_properties in entries
+            ]
+            return self._insert_ignoring_conflicts(connection, JOURNEYS, rows)
+
+    def claim_due(
+        self, scenario_id: str, now: datetime, limit: int, lease: timedelta
+    ) -> list[ClaimedJourney]:
+        """Take up to `limit` due journeys for this worker until `now + lease`.
+
+        PostgreSQL skips rows another worker holds (`FOR UPDATE SKIP LOCKED`); SQLite
+        serialises writers, so the lease alone keeps two ticks apart.
+        """
+        due = (
+            select(JOURNEYS.c.id)
+            .where(
+                JOURNEYS.c.scenario_id == scenario_id,
+                JOURNEYS.c.state == ACTIVE,
+                JOURNEYS.c.due_at <= now,
+                or_(JOURNEYS.c.claimed_until.is_(None), JOURNEYS.c.claimed_until < now),
+            )
+            .order_by(JOURNEYS.c.due_at, JOURNEYS.c.id)
+            .limit(limit)
+        )
+        if self.is_postgres:
+            due = due.with_for_update(skip_locked=True)
+        with self.engine.begin() as connection:
+            ids = list(connection.execute(due).scalars())
+            if not ids:
+                return []
+            connection.execute(
+                update(JOURNEYS).where(JOURNEYS.c.id.in_(ids)).values(claimed_until=now + lease)
+            )
+            rows = connection.execute(
+                select(
+                    JOURNEYS.c.id,
+                    JOURNEYS.c.customer_id,
+                    JOURNEYS.c.entry,
+                    JOURNEYS.c.version,
+                    JOURNEYS.c.node_id,
+                    JOURNEYS.c.event,
+                    CUSTOMERS.c.phone,
+                    CUSTOMERS.c.timezone,
+                    CUSTOMERS.c.attributes,
+                )
+                .select_from(
+                    JOURNEYS.outerjoin(CUSTOMERS, CUSTOMERS.c.id == JOURNEYS.c.customer_id)
+                )
+                .where(JOURNEYS.c.id.in_(ids))
+                .order_by(JOURNEYS.c.id)
+            )
+            return [
+                ClaimedJourney(
+                    id=row.id,
+                    customer_id=row.customer_id,
+                    entry=row.entry,
+                    version=row.version,
+                    node_id=row.node_id,
+                    event=row.event or {},
+                    phone=row.phone,
+                    timezone=row.timezone,
+                    attributes=row.attributes or {},
+                )
+                for row in rows
+            ]
+
+    def move_journeys(self, moves: Sequence[JourneyMove], now: datetime, lease: datetime) -> None:
+        """Write where journeys went; those still moving this tick keep their claim."""
+        if not moves:
+            return
+        statement = (
+            update(JOURNEYS)
+            .where(JOURNEYS.c.id == bindparam("_id"))
+            .values(
+                node_id=bindparam("_node"),
+                state=bindparam("_state"),
+                due_at=bindparam("_due"),
+                error=bindparam("_error"),
+                claimed_until=bindparam("_claim"),
+                updated_at=bindparam("_now"),
+            )
+        )
+        rows = [
+            {
+                "_id": move.id,
+                "_node": move.node_id,
+                "_state": move.state,
+                "_due": move.due_at,
+                "_error": move.error,
+                "_claim": lease if move.keep_claim else None,
+                "_now": now,
+            }
+            for move in moves
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(statement, rows)
+
+    def release_claims(self, journey_ids: Sequence[int]) -> None:
+        if journey_ids:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(JOURNEYS)
+                    .where(JOURNEYS.c.id.in_(list(journey_ids)))
+                    .values(claimed_until=None)
+                )
+
+    def next_due(self, scenario_id: str) -> datetime | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                select(func.min(JOURNEYS.c.due_at)).where(
+                    JOURNEYS.c.scenario_id == scenario_id, JOURNEYS.c.state == ACTIVE
+                )
+            ).scalar_one()
+
+    def journey_counts(self, scenario_id: str) -> list[tuple[str, str, int]]:
+        """(node_id, state, count) for one scenario."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(JOURNEYS.c.node_id, JOURNEYS.c.state, func.count())
+                .where(JOURNEYS.c.scenario_id == scenario_id)
+                .group_by(JOURNEYS.c.node_id, JOURNEYS.c.state)
+                .order_by(JOURNEYS.c.node_id, JOURNEYS.c.state)
+            )
+            return [(row[0], row[1], row[2]) for row in rows]
+
+    def journeys_of(self, customer_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(JOURNEYS).where(JOURNEYS.c.customer_id == customer_id)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    # -- sends -----------------------------------------------------------------------
+
+    def sends_by_key(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(SENDS).where(SENDS.c.key.in_(list(keys)))).mappings()
+            return {row["key"]: dict(row) for row in rows}
+
+    def record_sends(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Record message decisions made before any provider call (suppressed, failed)."""
+        with self.engine.begin() as connection:
+            self._insert_ignoring_conflicts(connection, SENDS, rows)
+
+    def messages_sent_since(self, customer_ids: Sequence[str], since: datetime) -> dict[str, int]:
+        """Messages handed to a provider per customer since `since`, across all scenarios."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(SENDS.c.customer_id, func.count())
+                .where(
+                    SENDS.c.customer_id.in_(list(customer_ids)),
+                    SENDS.c.state == "enqueued",
+                    SENDS.c.created_at >= since,
+                )
+                .group_by(SENDS.c.customer_id)
+            )
+            return {row[0]: row[1] for row in rows}
+
+    def record_dispatch_intents(
+        self, dispatches: Sequence[dict[str, Any]], sends: Sequence[dict[str, Any]]
+    ) -> None:
+        """Write the intent (dispatch payloads and their pending sends) before any HTTP call."""
+        with self.engine.begin() as connection:
+            self._insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
+            self._insert_ignoring_conflicts(connection, SENDS, sends)
+
+    def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(DISPATCHES).where(
+                    DISPATCHES.c.key.in_(list(keys)), DISPATCHES.c.state == "pending"
+                )
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def resolve_dispatch(
+        self,
+        key: str,
+        *,
+        enqueued: bool,
+        now: datetime,
+        provider_id: str | None = None,
+        status_code: int | None = None,
+        error: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """Record a provider's answer for one dispatch and all of its sends, together."""
+        outcome = {"status_code": status_code, "error": error, "comment": comment}
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(DISPATCHES)
+                .where(DISPATCHES.c.key == key)
+                .values(
+                    state="enqueued" if enqueued else "failed",
+                    provider_id=provider_id,
+                    updated_at=now,
+                    **outcome,
+                )
+            )
+            connection.execute(
+                update(SENDS)
+                .where(SENDS.c.dispatch_key == key, SENDS.c.state == "pending")
+                .values(state="enqueued" if enqueued else "enqueue_failed", **outcome)
+            )
+
+    def untracked_sends(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(SENDS).where(
+                    SENDS.c.key.in_(list(keys)),
+                    SENDS.c.tracked.is_(False),
+                    SENDS.c.state.in_(("enqueued", "enqueue_failed")),
+                )
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def track_campaign_events(self, events: Sequence[dict[str, Any]]) -> None:
+        """Append campaign events and mark their sends tracked, in one transaction.
+
+        Only sends not yet tracked are marked, so a retried step never appends twice.
+        """
+        if not events:
+            return
+        keys = [e["send_key"] for e in events if e.get("send_key")]
+        with self.engine.begin() as connection:
+            if keys:
+                result = connection.execute(
+                    update(SENDS)
+                    .where(SENDS.c.key.in_(keys), SENDS.c.tracked.is_(False))
+                    .values(tracked=True)
+                )
+                if result.rowcount != len(keys):
+                    # Another attempt tracked some of these meanwhile; raising rolls this
+                    # transaction back and the step is retried with what is left.
+                    raise RuntimeError("campaign events were tracked concurrently; retry")
+            connection.execute(insert(CAMPAIGN_EVENTS), list(events))
+
+    def campaign_event_counts(self, scenario_id: str) -> list[tuple[str, str, int]]:
+        """(action_type, status, count) for one scenario."""
+        action_type = CAMPAIGN_EVENTS.c.properties["action_type"].as_string()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(action_type, CAMPAIGN_EVENTS.c.status, func.count())
+                .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
+                .group_by(action_type, CAMPAIGN_EVENTS.c.status)
+                .order_by(CAMPAIGN_EVENTS.c.status)
+            )
+            return [(row[0], row[1], row[2]) for row in rows]
+
+    def campaign_events(self, scenario_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(CAMPAIGN_EVENTS)
+                .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
+                .order_by(CAMPAIGN_EVENTS.c.id)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def suppression_counts(self, scenario_id: str) -> list[tuple[str, int]]:
+        """(reason, count) of messages not sent by a policy, for one scenario."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(SENDS.c.reason, func.count())
+                .where(SENDS.c.scenario_id == scenario_id, SENDS.c.state == "suppressed")
+                .group_by(SENDS.c.reason)
+            )
+            return [(row[0], row[1]) for row in rows]

@@ -1,0 +1,69 @@
+"""The trigger: where customers enter a scenario.
+
+- `kind: launch`: the audience enters once, when the scenario is launched;
+- `kind: event`: a customer enters each time they track `event` (optionally only when
+  `condition` holds on the event's properties and the customer's attributes);
+- `kind: schedule`: the audience enters at one date-time (`at`) or at every fire of a
+  cron expression (`cron`), both read in `timezone`.
+
+`reentry` decides whether a customer already in the scenario can enter again: `never`
+(once ever), `after_finish` (again once the previous journey ended), `always`.
+
+A trigger does no batch work: enrolment places customers straight on its next node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import model_validator
+
+from engine.schedule import cron_error, next_cron_fire, parse_zone
+from engine.templates import expression_error
+from nodes.base import NodeConfig, Step
+
+
+class TriggerNode(NodeConfig):
+    """Where customers enter: on launch, on a customer event, or on a schedule."""
+
+    type: Literal["trigger"]
+    kind: Literal["launch", "event", "schedule"]
+    event: str | None = None
+    condition: str | None = None
+    at: datetime | None = None
+    cron: str | None = None
+    timezone: str = "UTC"
+    reentry: Literal["never", "after_finish", "always"] = "after_finish"
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> TriggerNode:
+        parse_zone(self.timezone)
+        if self.kind == "event" and not self.event:
+            raise ValueError("an event trigger needs `event`: the event type that enrols")
+        if self.kind != "event" and (self.event or self.condition):
+            raise ValueError("`event` and `condition` belong to event triggers only")
+        if self.kind == "schedule":
+            if (self.at is None) == (self.cron is None):
+                raise ValueError("a schedule trigger needs exactly one of `at` or `cron`")
+            if self.cron is not None and (error := cron_error(self.cron)):
+                raise ValueError(f"cron '{self.cron}' is invalid: {error}")
+        elif self.at or self.cron:
+            raise ValueError("`at` and `cron` belong to schedule triggers only")
+        if self.condition and (error := expression_error(self.condition)):
+            raise ValueError(f"condition is not a valid expression: {error}")
+        return self
+
+    def steps(self) -> Sequence[Step]:
+        return ()
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The first scheduled enrolment strictly after `after`, or None when none is left."""
+        if self.cron is not None:
+            return next_cron_fire(self.cron, parse_zone(self.timezone), after)
+        if self.at is not None:
+            at = self.at if self.at.tzinfo else self.at.replace(tzinfo=parse_zone(self.timezone))
+            at = at.astimezone(UTC)
+            return at if at > after else None
+        return None

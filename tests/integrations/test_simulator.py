@@ -1,0 +1,423 @@
+"""The provider simulator: Sinch's validation and shapes through Starlette's TestClient,
+then the real SinchSmsClient against a simulator process over loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from integrations.simulator.app import create_app
+from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.server import SimulatorProcess
+from integrations.sinch_sms import SinchSmsClient, SmsBatch
+
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2 under its TestClient; the project pins httpx.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
+
+PLAN = "simulator"
+AUTH = {"Authorization": "Bearer simulator-token"}
+BATCHES = f"/xms/v1/{PLAN}/batches"
+ULID = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def client_for() -> Iterator[Callable[..., TestClient]]:
+    """Builds a simulator app with this config and a TestClient kept open for the test."""
+    with contextlib.ExitStack() as stack:
+
+        def make(**config: Any) -> TestClient:
+            app = create_app(SimulatorConfig(**config))
+            return stack.enter_context(TestClient(app))
+
+        yield make
+
+
+def batch(**changes: Any) -> dict[str, Any]:
+    payload = {
+        "from": "12345",
+        "to": ["15551231234", "+15551234567"],
+        "body": "Hi ${name}",
+        "client_reference": "ref-1",
+        "parameters": {"name": {"15551231234": "Ann", "default": "there"}},
+    }
+    payload.update(changes)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def stats(http: TestClient) -> dict[str, Any]:
+    return http.get("/_simulator/stats").json()
+
+
+# -- Sinch API ---------------------------------------------------------------------------
+
+
+def test_accepted_batch_is_echoed_with_id_and_timestamps(client_for):
+    http = client_for()
+    sent = batch(delivery_report="per_recipient", callback_url="https://hooks.example/dlr")
+    response = http.post(BATCHES, json=sent, headers=AUTH)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert ULID.match(body["id"])
+    assert {k: body[k] for k in sent} == sent
+    assert body["type"] == "mt_text"
+    assert body["canceled"] is False
+    assert TIMESTAMP.match(body["created_at"]) and body["modified_at"] == body["created_at"]
+    # GET by id answers the same object
+    fetched = http.get(f"{BATCHES}/{body['id']}", headers=AUTH)
+    assert fetched.status_code == 200 and fetched.json() == body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no Authorization header
+        {"Authorization": "Bearer wrong-token"},  # wrong token
+        {"Authorization": "Basic simulator-token"},  # wrong scheme
+    ],
+)
+def test_bad_credentials_get_401_with_sinch_error_shape(client_for, headers):
+    http = client_for()
+    for response in (
+        http.post(BATCHES, json=batch(), headers=headers),
+        http.get(BATCHES, headers=headers),
+        http.get(f"{BATCHES}/01JHFFHQ0P99JPPNQPJDV7JTBP", headers=headers),
+    ):
+        assert response.status_code == 401
+        assert set(response.json()) == {"code", "text"}
+        assert response.json()["code"] == "unauthorized"
+    assert stats(http)["batches"] == 0
+
+
+def test_unknown_service_plan_gets_401(client_for):
+    http = client_for(service_plans={"plan-a": "token-a"})
+    response = http.post("/xms/v1/plan-b/batches", json=batch(), headers=AUTH)
+    assert response.status_code == 401
+    assert (
+        http.post(
+            "/xms/v1/plan-a/batches", json=batch(), headers={"Authorization": "Bearer token-a"}
+        ).status_code
+        == 201
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "config", "code", "text"),
+    [
+        # not JSON at all
+        (b'{"from": "12345", "to": [', {}, "syntax_invalid_json", "could not be parsed"),
+        # JSON, but not an object
+        (b"[1, 2]", {}, "syntax_invalid_json", "object"),
+        # required fields
+        (batch(**{"from": None}), {}, "syntax_constraint_violation", "'from'"),
+        (batch(to=None), {}, "syntax_constraint_violation", "'to'"),
+        (batch(to=[]), {}, "syntax_constraint_violation", "'to'"),
+        (batch(body=None), {}, "syntax_constraint_violation", "'body'"),
+        # Sinch's limits
+        (
+            batch(to=[f"1555{i:07d}" for i in range(1001)]),
+            {},
+            "syntax_constraint_violation",
+            "1001",
+        ),
+        (batch(body="x" * 2001), {}, "syntax_constraint_violation", "2001"),
+        (batch(client_reference="r" * 129), {}, "syntax_constraint_violation", "128"),
+        # a bad number fails the whole batch and is named by its index
+        (
+            batch(to=["15551231234", "15551234567", "not-a-number"]),
+            {},
+            "syntax_invalid_parameter_format",
+            "The format of parameter 'to[2]' is invalid",
+        ),
+        (batch(to=["15551231234", "123"]), {}, "syntax_invalid_parameter_format", "'to[1]'"),
+        # a number the fault config rejects, as Sinch rejects unroutable prefixes
+        (
+            batch(to=["15551231234", "4479460000", "15551234567"]),
+            {"reject_prefixes": ["447"]},
+            "syntax_invalid_parameter_format",
+            "'to[1]'",
+        ),
+        (batch(delivery_report="always"), {}, "syntax_invalid_parameter_format", "delivery"),
+        (batch(parameters={"name": "Ann"}), {}, "syntax_invalid_parameter_format", "name"),
+    ],
+)
+def test_invalid_batches_get_sinch_400s_and_are_not_recorded(
+    client_for, content, config, code, text
+):
+    http = client_for(**config)
+    if isinstance(content, bytes):
+        response = http.post(
+            BATCHES, content=content, headers={**AUTH, "Content-Type": "application/json"}
+        )
+    else:
+        response = http.post(BATCHES, json=content, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert text in response.json()["text"]
+    assert stats(http)["batches"] == 0
+    assert stats(http)["messages"] == 0
+
+
+def test_exactly_1000_recipients_are_accepted(client_for):
+    http = client_for()
+    response = http.post(
+        BATCHES, json=batch(to=[f"1555{i:07d}" for i in range(1000)]), headers=AUTH
+    )
+    assert response.status_code == 201
+    assert stats(http)["messages"] == 1000
+
+
+def test_unknown_batch_is_404_with_sinch_shape(client_for):
+    http = client_for()
+    response = http.get(f"{BATCHES}/01JHFFHQ0P99JPPNQPJDV7JTBP", headers=AUTH)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert "01JHFFHQ0P99JPPNQPJDV7JTBP" in response.json()["text"]
+
+
+def test_list_filters_by_client_reference_and_pages(client_for):
+    http = client_for()
+    ids = {}
+    for i in range(5):
+        reference = "wanted" if i % 2 == 0 else "other"
+        response = http.post(BATCHES, json=batch(client_reference=reference), headers=AUTH)
+        ids.setdefault(reference, []).append(response.json()["id"])
+
+    listed = http.get(BATCHES, params={"client_reference": "wanted"}, headers=AUTH).json()
+    assert (listed["count"], listed["page"], listed["page_size"]) == (3, 0, 3)
+    assert [b["id"] for b in listed["batches"]] == ids["wanted"][::-1]  # newest first
+
+    second = http.get(BATCHES, params={"page": 1, "page_size": 2}, headers=AUTH).json()
+    assert (second["count"], second["page"], second["page_size"]) == (5, 1, 2)
+    everything = ids["wanted"] + ids["other"]
+    assert {b["id"] for b in second["batches"]} <= set(everything)
+
+    empty = http.get(BATCHES, params={"client_reference": "none"}, headers=AUTH).json()
+    assert empty == {"count": 0, "page": 0, "page_size": 0, "batches": []}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page_size": 101},  # Sinch's maximum is 100
+        {"page_size": 0},
+        {"page": -1},
+        {"page": "first"},  # not a number
+    ],
+)
+def test_list_rejects_bad_paging(client_for, params):
+    response = client_for().get(BATCHES, params=params, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["code"].startswith("syntax_")
+
+
+# -- rendering and counting ------------------------------------------------------------
+
+
+def test_parameters_render_per_recipient_default_or_fail_with_405(client_for):
+    http = client_for()
+    payload = batch(
+        to=["15551231234", "15551234567", "33662162466"],
+        body="Hi ${name}, code ${code}",
+        parameters={
+            "name": {"15551231234": "Ann", "default": "there"},
+            # no default: the third recipient has no value and fails alone (code 405)
+            "code": {"15551231234": "A1", "+15551234567": "B2"},
+        },
+    )
+    assert http.post(BATCHES, json=payload, headers=AUTH).status_code == 201
+
+    def texts(number: str) -> list[str]:
+        received = http.get("/_simulator/messages", params={"to": number}).json()
+        return [m["body"] for m in received["messages"]]
+
+    assert texts("+15551231234") == ["Hi Ann, code A1"]
+    assert texts("15551234567") == ["Hi there, code B2"]
+    assert texts("+33662162466") == []
+    counters = stats(http)
+    assert (counters["messages"], counters["failed"], counters["recipients"]) == (2, 1, 2)
+
+
+def test_stats_count_repeats_and_same_reference_duplicates(client_for):
+    http = client_for()
+    one, two = "15551231234", "15551234567"
+    http.post(BATCHES, json=batch(to=[one, two], client_reference="a"), headers=AUTH)
+    http.post(BATCHES, json=batch(to=[one], client_reference="b"), headers=AUTH)  # new send
+    http.post(BATCHES, json=batch(to=[one], client_reference="a"), headers=AUTH)  # duplicate
+    counters = stats(http)
+    assert counters["batches"] == 3
+    assert counters["messages"] == 4
+    assert counters["recipients"] == 2
+    assert counters["max_per_recipient"] == 3
+    assert counters["repeat_recipients"] == 1
+    assert counters["duplicates"] == 1  # only `one` got reference "a" twice
+    assert counters["duplicate_references"] == 1
+    received = http.get("/_simulator/messages", params={"to": "+" + one}).json()
+    assert [m["client_reference"] for m in received["messages"]] == ["a", "b", "a"]
+
+
+def test_reset_forgets_everything(client_for):
+    http = client_for()
+    http.post(BATCHES, json=batch(), headers=AUTH)
+    assert http.post("/_simulator/reset").status_code == 200
+    counters = stats(http)
+    assert (counters["batches"], counters["messages"], counters["recipients"]) == (0, 0, 0)
+    assert http.get(BATCHES, headers=AUTH).json()["count"] == 0
+
+
+# -- fault injection --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        # refused for load, with Retry-After
+        ({"error_429_rate": 1, "retry_after_seconds": 2}, 429, "too_many_requests"),
+        # a server error
+        ({"error_5xx_rate": 1}, 503, "service_unavailable"),
+        # a hang and then a gateway timeout
+        ({"timeout_rate": 1, "hang_seconds": 0.01}, 504, "gateway_timeout"),
+    ],
+)
+def test_faults_answer_errors_and_record_nothing(client_for, config, status, code):
+    http = client_for(**config)
+    response = http.post(BATCHES, json=batch(), headers=AUTH)
+    assert response.status_code == status
+    assert response.json()["code"] == code
+    if status == 429:
+        assert response.headers["Retry-After"] == "2"
+    counters = stats(http)
+    assert counters["batches"] == 0
+    assert sum(counters["faults"].values()) == 1
+
+
+def test_fault_rates_are_seeded_and_proportional(client_for):
+    def outcomes(seed: int) -> list[int]:
+        http = client_for(error_429_rate=0.3, error_5xx_rate=0.2, seed=seed)
+        return [http.post(BATCHES, json=batch(), headers=AUTH).status_code for _ in range(200)]
+
+    first = outcomes(7)
+    assert first == outcomes(7)  # reproducible
+    assert 40 <= first.count(429) <= 80
+    assert 20 <= first.count(503) <= 60
+    assert first.count(201) + first.count(429) + first.count(503) == 200
+
+
+def test_config_can_be_replaced_at_run_time(client_for):
+    http = client_for()
+    new = {"error_5xx_rate": 1.0}
+    assert http.put("/_simulator/config", json=new).status_code == 200
+    assert http.get("/_simulator/config").json()["error_5xx_rate"] == 1.0
+    assert http.post(BATCHES, json=batch(), headers=AUTH).status_code == 503
+    http.put("/_simulator/config", json={})
+    assert http.post(BATCHES, json=batch(), headers=AUTH).status_code == 201
+    # a typo in a key is refused, naming it
+    refused = http.put("/_simulator/config", json={"error_rate": 1})
+    assert refused.status_code == 400 and "error_rate" in refused.json()["text"]
+
+
+def test_hang_after_accept_records_then_answers_late(client_for):
+    http = client_for(hang_after_accept=[2], hang_seconds=0.3)
+    elapsed = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert http.post(BATCHES, json=batch(), headers=AUTH).status_code == 201
+        elapsed.append(time.monotonic() - started)
+    assert elapsed[1] >= 0.3 > max(elapsed[0], elapsed[2])  # only the 2nd accepted batch hung
+    counters = stats(http)
+    assert counters["batches"] == 3
+    assert counters["faults"]["hang_after_accept"] == 1
+
+
+# -- end to end: the real client over loopback --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with SimulatorProcess(port=0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator):
+    simulator.set_config(SimulatorConfig())
+    simulator.reset()
+    return simulator
+
+
+def recipients(count: int) -> list[str]:
+    return [f"+1555{i:07d}" for i in range(count)]
+
+
+def test_thousand_recipient_batch_through_the_real_client(sim):
+    to = recipients(1000)
+    names = {number: f"Customer {i}" for i, number in enumerate(to[:-1])}  # the last has none
+    sent = SmsBatch(
+        sender="12345",
+        recipients=to,
+        body="Hi ${name}, use ${code} today",
+        client_reference="e2e:batch:1",
+        parameters={"name": names, "code": {"default": "SAVE10", to[3]: "VIP20"}},
+    )
+    with SinchSmsClient(sim.sms_credentials()) as client:
+        receipt = client.send_batch(sent)
+        assert client.find_batches("e2e:batch:1") == [receipt]
+
+    assert receipt.recipients == 1000 and receipt.client_reference == "e2e:batch:1"
+    counters = sim.stats()
+    assert counters["batches"] == 1
+    assert (counters["messages"], counters["failed"]) == (999, 1)  # code 405 for the last
+    assert counters["recipients"] == 999
+    assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
+    (message,) = sim.messages(to[3])
+    assert message["body"] == "Hi Customer 3, use VIP20 today"
+    assert message["batch_id"] == receipt.batch_id
+    assert sim.messages(to[10])[0]["body"] == "Hi Customer 10, use SAVE10 today"
+    assert sim.messages(to[-1]) == []
+
+
+def test_429_then_retry_succeeds(sim):
+    sim.set_config(SimulatorConfig(error_429_rate=1.0, retry_after_seconds=0.25))
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the provider recovers while the client waits
+        waited.append(seconds)
+        sim.set_config(SimulatorConfig())
+
+    to = recipients(50)
+    with SinchSmsClient(sim.sms_credentials(), sleep=sleep) as client:
+        receipt = client.send_batch(
+            SmsBatch(sender="12345", recipients=to, body="Hello", client_reference="e2e:429")
+        )
+    assert waited == [0.25]  # Retry-After honoured
+    counters = sim.stats()
+    assert counters["requests"]["post"] == 2
+    assert counters["requests"]["list"] == 0  # a 429 needs no look-up
+    assert counters["batches"] == 1 and counters["messages"] == 50
+    assert sim.messages(to[0])[0]["batch_id"] == receipt.batch_id
+
+
+def test_timeout_after_accept_is_reconciled_not_resent(sim):
+    sim.set_config(SimulatorConfig(hang_after_accept=[1], hang_seconds=3))
+    to = recipients(200)
+    with SinchSmsClient(sim.sms_credentials(), timeout_seconds=0.4, backoff_seconds=0.05) as client:
+        receipt = client.send_batch(
+            SmsBatch(sender="12345", recipients=to, body="Once", client_reference="e2e:hang")
+        )
+    counters = sim.stats()
+    assert counters["faults"]["hang_after_accept"] == 1
+    assert counters["requests"]["post"] == 1  # never posted twice
+    assert counters["requests"]["list"] >= 1  # the client looked the reference up
+    assert counters["batches"] == 1
+    assert counters["messages"] == 200 and counters["recipients"] == 200
+    assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
+    assert sim.messages(to[42])[0]["batch_id"] == receipt.batch_id
