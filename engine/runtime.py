@@ -94,10 +94,12 @@ class TickSummary:
 class Runtime:
     """Settings, store and gateways of one project, opened once per process."""
 
-    def __init__(self, settings: Settings, store: Store | None = None):
+    def __init__(
+        self, settings: Settings, store: Store | None = None, gateways: GatewayPool | None = None
+    ):
         self.settings = settings
         self.store = store or Store(settings.database_url)
-        self.gateways = GatewayPool(settings)
+        self.gateways = gateways or GatewayPool(settings)
         self._compiled: dict[tuple[str, str], Scenario] = {}
 
     def close(self) -> None:

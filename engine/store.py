@@ -128,10 +128,13 @@ class Store:
     def _insert_ignoring_conflicts(
         self, connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
     ) -> int:
+        """Insert the rows that do not collide with a unique key; returns how many went in."""
         if not rows:
             return 0
-        result = connection.execute(self._insert(table).on_conflict_do_nothing(), list(rows))
-        return max(result.rowcount, 0)
+        # RETURNING, because drivers report no reliable rowcount for executemany.
+        key = next(iter(table.primary_key.columns))
+        statement = self._insert(table).on_conflict_do_nothing().returning(key)
+        return len(connection.execute(statement, list(rows)).all())
 
     # -- customers -------------------------------------------------------------------
 
@@ -148,12 +151,15 @@ class Store:
             )
             values = []
             for row in rows:
-                attributes = {**stored.get(row["id"], {}), **row.get("attributes", {})}
+                # phone and timezone live in the attributes too (templates read them there)
+                # and in their own columns (the send path reads those).
+                given = {k: row[k] for k in ("phone", "timezone") if row.get(k) is not None}
+                attributes = {**stored.get(row["id"], {}), **row.get("attributes", {}), **given}
                 values.append(
                     {
                         "id": row["id"],
-                        "phone": row.get("phone", attributes.get("phone")),
-                        "timezone": row.get("timezone", attributes.get("timezone")),
+                        "phone": attributes.get("phone"),
+                        "timezone": attributes.get("timezone"),
                         "attributes": attributes,
                         "updated_at": now,
                     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -71,7 +71,11 @@ def render(source: str, context: dict[str, Any]) -> str:
 def evaluate(source: str, context: dict[str, Any]) -> Any:
     """Evaluate one expression for one customer; any failure is a TemplateError."""
     try:
-        return compile_expression(source)(**context)
+        result = compile_expression(source)(**context)
+        if isinstance(result, Undefined):
+            # An expression yields Undefined instead of raising; make it the clear error.
+            result._fail_with_undefined_error()
+        return result
     except JinjaTemplateError as exc:
         raise TemplateError(f"expression error in '{source}': {exc}") from exc
     except Exception as exc:

@@ -80,9 +80,10 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
 class GatewayPool:
     """One gateway per integration per process, so each keeps one queue and rate limit."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, opened: dict[str, SmsGateway] | None = None):
         self.settings = settings
-        self._open: dict[str, SmsGateway] = {}
+        # `opened`: gateways built elsewhere, e.g. over a test transport.
+        self._open: dict[str, SmsGateway] = dict(opened or {})
 
     def get(self, name: str) -> SmsGateway:
         if name not in self._open:

@@ -1,0 +1,231 @@
+"""The journey store, on SQLite and on PostgreSQL (see conftest.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from engine.store import ACTIVE, DONE, JourneyMove
+from tests.conftest import NOW
+
+
+def add_customers(store, count: int) -> list[str]:
+    rows = [
+        {"id": f"c{n:03d}", "phone": f"+1202555{n:04d}", "attributes": {"n": n}}
+        for n in range(count)
+    ]
+    store.upsert_customers(rows, NOW)
+    return [row["id"] for row in rows]
+
+
+def test_upsert_merges_attributes_and_keeps_aware_times(store):
+    store.upsert_customers([{"id": "c1", "phone": "+12025550001", "attributes": {"a": 1}}], NOW)
+    later = NOW + timedelta(hours=1)
+    store.upsert_customers([{"id": "c1", "attributes": {"b": 2}}], later)
+    customer = store.customer("c1")
+    assert customer["attributes"] == {"a": 1, "b": 2, "phone": "+12025550001"}
+    assert customer["phone"] == "+12025550001"
+    assert customer["updated_at"] == later  # aware UTC in, aware UTC out
+
+
+def test_naive_datetimes_are_refused(store):
+    with pytest.raises(Exception, match="naive datetime"):
+        store.upsert_customers([{"id": "c1"}], datetime(2026, 1, 1))
+
+
+def test_customer_pages_cover_everyone_once(store):
+    ids = add_customers(store, 25)
+    pages = list(store.customer_pages(10))
+    assert [len(page) for page in pages] == [10, 10, 5]
+    assert [c["id"] for page in pages for c in page] == sorted(ids)
+
+
+def test_consents_keep_the_current_state_and_the_ledger(store):
+    add_customers(store, 2)
+    store.change_consents(
+        [
+            {
+                "customer_id": "c000",
+                "category": "sms",
+                "granted": True,
+                "source": "import",
+                "at": NOW,
+                "details": {},
+            },
+            {
+                "customer_id": "c001",
+                "category": "sms",
+                "granted": True,
+                "source": "import",
+                "at": NOW,
+                "details": {},
+            },
+        ]
+    )
+    store.change_consents(
+        [
+            {
+                "customer_id": "c001",
+                "category": "sms",
+                "granted": False,
+                "source": "keyword:STOP",
+                "at": NOW + timedelta(minutes=1),
+                "details": {"message_id": "m1"},
+            }
+        ]
+    )
+    assert store.consented(["c000", "c001"], "sms") == {"c000"}
+    history = store.consent_history("c001")
+    assert [(h["granted"], h["source"]) for h in history] == [
+        (True, "import"),
+        (False, "keyword:STOP"),
+    ]
+
+
+def test_enrolment_is_idempotent_and_once_at_a_time(store):
+    ids = add_customers(store, 3)
+    entries = [(cid, "launch", {}) for cid in ids]
+    kwargs = dict(scenario_id="s", version="v1", node_id="n1", due_at=NOW)
+    assert store.enrol(entries=entries, once_at_a_time=False, **kwargs) == 3
+    assert store.enrol(entries=entries, once_at_a_time=False, **kwargs) == 0
+    # A new entry (another event) for a customer whose journey is active is skipped.
+    assert store.enrol(entries=[("c000", "event:9", {})], once_at_a_time=True, **kwargs) == 0
+    assert store.enrol(entries=[("c000", "event:9", {})], once_at_a_time=False, **kwargs) == 1
+
+
+def test_claims_are_leased_until_moved(store):
+    ids = add_customers(store, 5)
+    store.enrol(
+        scenario_id="s",
+        version="v1",
+        node_id="n1",
+        entries=[(cid, "launch", {}) for cid in ids],
+        due_at=NOW,
+        once_at_a_time=False,
+    )
+    first = store.claim_due("s", NOW, 3, timedelta(minutes=10))
+    second = store.claim_due("s", NOW, 10, timedelta(minutes=10))
+    assert len(first) == 3 and len(second) == 2
+    assert {j.id for j in first}.isdisjoint({j.id for j in second})
+    assert first[0].phone.startswith("+1202555") and "n" in first[0].attributes
+    assert store.claim_due("s", NOW, 10, timedelta(minutes=10)) == []
+    # After the lease a dead worker's journeys are due again.
+    assert len(store.claim_due("s", NOW + timedelta(minutes=11), 10, timedelta(minutes=10))) == 5
+
+
+def test_moves_release_claims_and_set_due_times(store):
+    ids = add_customers(store, 2)
+    store.enrol(
+        scenario_id="s",
+        version="v1",
+        node_id="n1",
+        entries=[(cid, "launch", {}) for cid in ids],
+        due_at=NOW,
+        once_at_a_time=False,
+    )
+    claimed = store.claim_due("s", NOW, 10, timedelta(minutes=10))
+    later = NOW + timedelta(hours=2)
+    store.move_journeys(
+        [
+            JourneyMove(claimed[0].id, "n2", ACTIVE, later),
+            JourneyMove(claimed[1].id, "n1", DONE, NOW),
+        ],
+        NOW,
+        NOW + timedelta(minutes=10),
+    )
+    assert store.next_due("s") == later
+    assert sorted(store.journey_counts("s")) == [("n1", "done", 1), ("n2", "active", 1)]
+    assert [j.node_id for j in store.claim_due("s", later, 10, timedelta(minutes=1))] == ["n2"]
+
+
+def send_row(key: str, customer: str, state: str, at: datetime, **extra) -> dict:
+    return {
+        "key": key,
+        "scenario_id": "s",
+        "node_id": "sms",
+        "customer_id": customer,
+        "journey_id": 1,
+        "state": state,
+        "created_at": at,
+        "tracked": False,
+        **extra,
+    }
+
+
+def test_dispatch_outcome_updates_every_pending_send(store):
+    store.record_dispatch_intents(
+        [
+            {
+                "key": "d1",
+                "integration": "sim",
+                "state": "pending",
+                "payload": {"body": "hi"},
+                "created_at": NOW,
+                "updated_at": NOW,
+            }
+        ],
+        [
+            send_row("k1", "c1", "pending", NOW, dispatch_key="d1"),
+            send_row("k2", "c2", "pending", NOW, dispatch_key="d1"),
+        ],
+    )
+    assert [d["key"] for d in store.pending_dispatches(["d1"])] == ["d1"]
+    store.resolve_dispatch(
+        "d1",
+        enqueued=False,
+        now=NOW,
+        status_code=400,
+        error="syntax_invalid_parameter_format",
+        comment="bad to[0]",
+    )
+    sends = store.sends_by_key(["k1", "k2"])
+    assert {s["state"] for s in sends.values()} == {"enqueue_failed"}
+    assert sends["k1"]["status_code"] == 400
+    assert store.pending_dispatches(["d1"]) == []
+
+
+def test_frequency_counts_only_enqueued_sends_in_the_window(store):
+    store.record_sends(
+        [
+            send_row("a", "c1", "enqueued", NOW - timedelta(hours=1)),
+            send_row("b", "c1", "enqueued", NOW - timedelta(days=2)),
+            send_row("c", "c1", "suppressed", NOW),
+            send_row("d", "c2", "enqueue_failed", NOW),
+        ]
+    )
+    assert store.messages_sent_since(["c1", "c2"], NOW - timedelta(days=1)) == {"c1": 1}
+
+
+def test_campaign_events_are_appended_once_per_send(store):
+    store.record_sends([send_row("k1", "c1", "enqueued", NOW)])
+    event = {
+        "name": "campaign",
+        "customer_id": "c1",
+        "scenario_id": "s",
+        "status": "enqueued",
+        "send_key": "k1",
+        "timestamp": NOW,
+        "properties": {"action_type": "sms"},
+    }
+    store.track_campaign_events([event])
+    assert store.untracked_sends(["k1"]) == []
+    with pytest.raises(RuntimeError, match="tracked concurrently"):
+        store.track_campaign_events([event])
+    assert store.campaign_event_counts("s") == [("sms", "enqueued", 1)]
+
+
+def test_scenario_versions_and_repeated_launch(store):
+    kwargs = dict(
+        scenario_id="s", name="S", source="s.yaml", now=NOW, event_cursor=7, next_fire_at=None
+    )
+    assert store.save_scenario(version="v1", definition={"a": 1}, **kwargs) is True
+    store.update_scenario("s", event_cursor=12)
+    assert store.save_scenario(version="v1", definition={"a": 1}, **kwargs) is False
+    assert store.scenario_record("s")["event_cursor"] == 12  # a relaunch keeps the cursor
+    assert store.save_scenario(version="v2", definition={"a": 2}, **kwargs) is True
+    assert store.scenario_definition("s", "v1") == {"a": 1}
+    assert store.scenario_record("s")["version"] == "v2"
+    with pytest.raises(ValueError, match="cannot update"):
+        store.update_scenario("s", name="x")
+    assert store.scenario_record("s")["launched_at"] == NOW
