@@ -305,7 +305,9 @@ def test_condition_wait_and_render_failure(sqlite_store, sinch):
   - {id: is_vip, type: condition, expression: "customer.vip"}
   - {id: vip_sms, type: sms, text: "VIP {{ customer.first_name }}"}
   - {id: later, type: wait, duration: 2h}
-  - {id: other_sms, type: sms, text: "{% if customer.vip is defined %}Hello{% endif %} {{ customer.nickname }}"}
+  - id: other_sms
+    type: sms
+    text: "{% if customer.vip is defined %}Hello{% endif %} {{ customer.nickname }}"
 """,
         edges="""
   - {from: start, to: is_vip}
