@@ -439,3 +439,7 @@ def _settings_arg(path: Path | None) -> str | None:
         return str(path.resolve())
     env = os.environ.get("SCENARIST_SETTINGS")
     return str(Path(env).resolve()) if env else None
+
+
+if __name__ == "__main__":
+    app()

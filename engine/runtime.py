@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,10 +29,6 @@ from integrations.gateways import GatewayPool
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 logger = logging.getLogger("scenarist")
-
-# How long a claimed journey is reserved for the worker that claimed it; a worker that
-# dies lets its journeys become due again after this.
-CLAIM_LEASE = timedelta(minutes=10)
 
 StepRunner = Callable[["NodeContext", NodeConfig, Step, list[JourneyItem], int], StepResult]
 
@@ -304,7 +300,7 @@ def run_claimed(
 ) -> TickSummary:
     """Move claimed journeys (all on `scenario`'s version) as far as they go now."""
     ctx = runtime.context(scenario, now)
-    lease = now + CLAIM_LEASE
+    lease = now + runtime.settings.claim_lease
     summary = TickSummary()
     at_node: dict[str, list[JourneyItem]] = {}
     for journey in journeys:
@@ -406,7 +402,7 @@ def tick_scenario(
     while True:
         tick_time = now()
         claimed = runtime.store.claim_due(
-            scenario_id, tick_time, runtime.settings.claim_size, CLAIM_LEASE
+            scenario_id, tick_time, runtime.settings.claim_size, runtime.settings.claim_lease
         )
         # A journey comes back within one tick only if a node held it until a time that
         # has already passed; it waits for the next tick rather than spinning here.

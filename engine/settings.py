@@ -120,8 +120,16 @@ class Settings(_Strict):
     frequency_policies: dict[str, FrequencyPolicy] = Field(default_factory=dict)
     silent_hours: SilentHours | None = None
     campaign_event_name: str = "campaign"
-    batch_size: int = Field(default=1000, ge=1, le=1000)
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
+    # How long a worker holds the journeys it claimed; a dead worker's journeys are due
+    # again after this. Sends stay exactly-once whatever it is.
+    claim_lease: timedelta = timedelta(minutes=5)
+
+    @field_validator("claim_lease", mode="before")
+    @classmethod
+    def _lease(cls, value: object) -> object:
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("timezone")
     @classmethod

@@ -209,7 +209,7 @@ def test_a_crash_after_the_provider_accepted_is_reconciled_not_resent(sqlite_sto
         run(runtime, HELLO)
     assert sqlite_store.campaign_events("test") == []  # nothing recorded yet
     sinch.crash_after_accept = False
-    later = NOW + timedelta(minutes=11)  # the dead worker's lease has run out
+    later = NOW + timedelta(minutes=6)  # the dead worker's lease has run out
     tick_scenario(runtime, "test", now=lambda: later)
     assert sinch.posts == 1  # found by client_reference, never posted again
     assert len(sinch.texts()) == 4

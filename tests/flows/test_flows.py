@@ -1,0 +1,196 @@
+"""End to end through Prefect and the simulator over loopback.
+
+One Prefect test harness serves the whole session. The three exactly-once cases are
+checked against the simulator's own count: the same launch twice, a tick retried, and a
+launch process killed while the simulator holds a batch it has accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.settings import load_settings
+from engine.store import Store
+from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.server import SimulatorProcess
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SCENARIO = """
+id: hello
+name: Hello
+settings: {consent_category: sms_marketing, silent_hours: none}
+nodes:
+  - {id: start, type: trigger, kind: launch}
+  - {id: greet, type: sms, text: "Hi {{ customer.first_name }}"}
+edges:
+  - {from: start, to: greet}
+"""
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorProcess]:
+    with SimulatorProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def project(tmp_path, simulator) -> Path:
+    """A project folder: settings pointing at a fresh SQLite file and the simulator."""
+    simulator.set_config(SimulatorConfig())
+    simulator.reset()
+    settings = {
+        "database_url": f"sqlite:///{tmp_path / 'scenarist.db'}",
+        "integrations": {"simulator": {"type": "simulator", "url": simulator.url}},
+        "default_sms_provider": "simulator",
+        "senders": [{"name": "main", "number": "+12025550100", "type": "10dlc", "default": True}],
+        "consent_categories": ["sms_marketing"],
+        "claim_lease": "1s",
+    }
+    (tmp_path / "scenarist.yaml").write_text(yaml.safe_dump(settings))
+    (tmp_path / "hello.yaml").write_text(SCENARIO)
+    return tmp_path
+
+
+def audience(project: Path, count: int) -> Store:
+    from datetime import UTC, datetime
+
+    store = Store(load_settings(project / "scenarist.yaml").database_url)
+    now = datetime.now(UTC)
+    ids = [f"c{n:05d}" for n in range(count)]
+    store.upsert_customers(
+        [
+            {"id": cid, "phone": f"+1202{n:07d}", "attributes": {"first_name": f"Ann {n}"}}
+            for n, cid in enumerate(ids)
+        ],
+        now,
+    )
+    store.change_consents(
+        [
+            {
+                "customer_id": cid,
+                "category": "sms_marketing",
+                "granted": True,
+                "source": "test",
+                "at": now,
+                "details": {},
+            }
+            for cid in ids
+        ]
+    )
+    return store
+
+
+def launch(project: Path) -> dict:
+    from flows.launch import launch_scenario
+
+    return launch_scenario(str(project / "hello.yaml"), str(project / "scenarist.yaml"))
+
+
+def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulator):
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    store = audience(project, 30)
+    result = launch(project)
+    assert result["scenario_id"] == "hello" and result["moves"] == 30
+    assert simulator.stats()["messages"] == 30
+    assert simulator.messages("+12020000007")[0]["body"] == "Hi Ann 7"
+    assert len(store.campaign_events("hello")) == 30
+
+    import asyncio
+
+    async def task_run_names() -> set[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="greet."))
+            )
+            return {run.name for run in runs}
+
+    names = asyncio.run(task_run_names())
+    for step in ("consent", "frequency_policy", "silent_hours", "render", "send", "track"):
+        assert f"greet.{step} #1" in names
+
+
+def test_the_same_launch_twice_sends_once(prefect_api, project, simulator):
+    store = audience(project, 40)
+    launch(project)
+    launch(project)
+    stats = simulator.stats()
+    assert stats["messages"] == 40 and stats["max_per_recipient"] == 1
+    assert len(store.campaign_events("hello")) == 40
+
+
+def test_a_retried_tick_sends_nothing_again(prefect_api, project, simulator):
+    from flows.tick import scenario_tick
+
+    store = audience(project, 25)
+    launch(project)
+    # The tick's journey moves are lost (say the worker died after sending): the same
+    # journeys are due at the SMS node again and the tick runs once more.
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE journeys SET node_id='greet', state='active'")
+    scenario_tick("hello", str(project / "scenarist.yaml"))
+    stats = simulator.stats()
+    assert stats["messages"] == 25 and stats["max_per_recipient"] == 1
+    assert len(store.campaign_events("hello")) == 25
+
+
+def test_a_launch_killed_mid_batch_and_restarted_sends_everyone_once(
+    prefect_api, project, simulator
+):
+    store = audience(project, 2500)  # three requests of up to 1,000 recipients
+    # The simulator records the second request, then holds its answer: the launch
+    # process is killed while its batch is accepted but unacknowledged.
+    simulator.set_config(SimulatorConfig(hang_after_accept=[2], hang_seconds=60))
+    environment = {**os.environ, "PREFECT_API_URL": prefect_api}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "launch",
+            str(project / "hello.yaml"),
+            "--settings",
+            str(project / "scenarist.yaml"),
+        ],
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while simulator.stats()["batches"] < 2:
+        assert process.poll() is None, process.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the launch never reached the second request"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert simulator.stats()["messages"] == 2000
+    assert store.campaign_events("hello") == [] or len(store.campaign_events("hello")) <= 1000
+
+    simulator.set_config(SimulatorConfig())
+    time.sleep(1.2)  # the dead process's claim lease (1 s in this project) runs out
+    launch(project)
+    stats = simulator.stats()
+    assert stats["messages"] == 2500
+    assert stats["recipients"] == 2500 and stats["max_per_recipient"] == 1
+    events = store.campaign_events("hello")
+    assert len(events) == 2500 and {e["status"] for e in events} == {"enqueued"}
