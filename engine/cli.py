@@ -407,18 +407,32 @@ def serve(
     settings: SettingsOption = None,
     interval: Annotated[int, typer.Option(help="Seconds between ticks.")] = 60,
 ) -> None:
-    """Serve the tick deployment (and scheduled scenarios) without a worker."""
+    """Serve the tick deployment, and one cron deployment per running scheduled scenario,
+    from this process without a worker (what prefect.yaml deploys to a work pool)."""
     from prefect import serve as prefect_serve
+    from prefect.schedules import Cron
 
+    from engine.runtime import Runtime
+    from flows.tick import scenario_tick
     from flows.tick import tick as tick_flow
 
-    _settings(settings)
-    deployment = tick_flow.to_deployment(
-        name="scenarist-tick",
-        interval=interval,
-        parameters={"settings_file": _settings_arg(settings)},
-    )
-    prefect_serve(deployment)
+    settings_file = _settings_arg(settings)
+    parameters = {"settings_file": settings_file}
+    deployments = [tick_flow.to_deployment(name="tick", interval=interval, parameters=parameters)]
+    runtime = Runtime(_settings(settings))
+    for record in runtime.store.scenario_records(status="running"):
+        trigger = runtime.scenario(record["id"], record["version"]).trigger
+        if trigger.cron is not None:
+            deployments.append(
+                scenario_tick.to_deployment(
+                    name=f"scenario-{record['id']}",
+                    schedules=[Cron(trigger.cron, timezone=trigger.timezone)],
+                    parameters={"scenario_id": record["id"], **parameters},
+                )
+            )
+    runtime.close()
+    console.print(f"serving {len(deployments)} deployments; Ctrl+C stops")
+    prefect_serve(*deployments)
 
 
 @app.command()

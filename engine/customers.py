@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import InputError
 from engine.phones import normalize_phone
+from engine.schedule import parse_zone
 
 CONSENT_PREFIX = "consent:"
 _TRUE = {"true", "yes", "1", "granted", "y"}
@@ -59,9 +60,12 @@ def read_records(path: Path, stream: IO[str]) -> Iterator[tuple[int, dict[str, A
             yield number, record
     else:
         reader = csv.DictReader(stream)
+        first_line = 2  # after the header
         for record in reader:
-            # csv counts physical lines, so quoted newlines keep numbers right.
-            yield reader.line_num, {k: v for k, v in record.items() if k is not None}
+            # csv counts physical lines; a row with quoted newlines starts where the last
+            # one ended, so the number names the row's first line.
+            yield first_line, {k: v for k, v in record.items() if k is not None}
+            first_line = reader.line_num + 1
 
 
 def parse_customer(line: int, record: dict[str, Any]) -> CustomerRow:
@@ -89,8 +93,8 @@ def parse_customer(line: int, record: dict[str, Any]) -> CustomerRow:
     timezone = attributes.get("timezone")
     if timezone is not None:
         try:
-            ZoneInfo(str(timezone))
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+            parse_zone(str(timezone))
+        except ValueError as exc:
             raise InputError(f"timezone '{timezone}' is not an IANA time zone") from exc
     return CustomerRow(line, str(customer_id).strip(), phone, timezone, attributes, consents)
 
@@ -117,19 +121,25 @@ def _consent_value(key: str, value: Any) -> bool:
     raise InputError(f"'{key}' must be true or false, not {value!r}")
 
 
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)", re.ASCII)
+_DECIMAL = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+
+
 def _typed(value: Any) -> Any:
-    """CSV cells are text: empty means absent, and numbers and booleans get their type."""
+    """CSV cells are text: empty means absent, and plain numbers and booleans get their type.
+
+    Only canonical numbers convert: "007", "+1", "1_000" or "²" stay text, so codes and
+    identifiers keep their exact form.
+    """
     if not isinstance(value, str):
         return value
     text = value.strip()
     if text == "":
         return None
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if text.lstrip("-").isdigit() and not (text.startswith("0") and len(text) > 1):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if _INTEGER.fullmatch(text):
         return int(text)
-    try:
-        return float(text) if any(c in text for c in ".eE") and text[0] != "+" else text
-    except ValueError:
-        return text
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    return text

@@ -146,9 +146,12 @@ def _compile(
     problems: list[Problem] = []
     nodes: dict[str, NodeConfig] = {}
     node_index: dict[str, int] = {}
+    invalid: set[str] = set()  # nodes already reported: their edges are not "unknown"
     for index, spec in enumerate(file.nodes):
         node = _node(spec, index, source, settings, lines, problems)
         if node is None:
+            if isinstance(spec.get("id"), str):
+                invalid.add(spec["id"])
             continue
         if node.id in nodes:
             problems.append(
@@ -159,7 +162,7 @@ def _compile(
         node_index[node.id] = index
 
     problems += _settings_problems(file, source, settings, lines)
-    routes, graph_problems = _routes(file, nodes, source, lines)
+    routes, graph_problems = _routes(file, nodes, invalid, source, lines)
     problems += graph_problems
     order: tuple[str, ...] = ()
     if not problems:
@@ -218,12 +221,13 @@ def _node(
                     item["msg"],
                     node_id,
                     ".".join(loc) or None,
-                    lines.at("nodes", index, *loc[:1]),
+                    lines.at("nodes", index, *loc[:1]) or lines.at("nodes", index),
                 )
             )
         return None
     for field, message in node.problems(settings):
-        problems.append(Problem(source, message, node.id, field, lines.at("nodes", index, field)))
+        line = lines.at("nodes", index, field) or lines.at("nodes", index)
+        problems.append(Problem(source, message, node.id, field, line))
     return node
 
 
@@ -263,14 +267,18 @@ def _settings_problems(
 
 
 def _routes(
-    file: ScenarioFile, nodes: dict[str, NodeConfig], source: str, lines: _LineIndex
+    file: ScenarioFile,
+    nodes: dict[str, NodeConfig],
+    invalid: set[str],
+    source: str,
+    lines: _LineIndex,
 ) -> tuple[dict[tuple[str, str], str], list[Problem]]:
     routes: dict[tuple[str, str], str] = {}
     problems = []
     for index, edge in enumerate(file.edges):
         line = lines.at("edges", index)
         for end, field in ((edge.source, "from"), (edge.target, "to")):
-            if end not in nodes:
+            if end not in nodes and end not in invalid:
                 problems.append(
                     Problem(
                         source, f"edge {field} unknown node '{end}'", end, f"edges.{index}", line
@@ -371,13 +379,19 @@ def _pydantic_problems(exc: ValidationError, source: str, lines: _LineIndex) -> 
     for item in exc.errors():
         loc = [str(part) for part in item["loc"]]
         problems.append(
-            Problem(source, item["msg"], None, ".".join(loc) or None, lines.at(*loc[:3]))
+            Problem(
+                source,
+                item["msg"],
+                None,
+                ".".join(loc) or None,
+                lines.at(*loc[:3]) or lines.at(*loc[:2]) or lines.at(*loc[:1]),
+            )
         )
     return problems
 
 
 class _LineIndex:
-    """Finds the YAML line of a key path such as ("nodes", 2, "text")."""
+    """Finds the YAML line of a key path such as ("nodes", 2, "text"); None when absent."""
 
     def __init__(self, tree: yaml.Node | None):
         self.tree = tree
@@ -389,14 +403,14 @@ class _LineIndex:
             if isinstance(node, yaml.MappingNode):
                 match = [v for k, v in node.value if k.value == str(part)]
                 if not match:
-                    return line
+                    return None
                 node = match[0]
             elif isinstance(node, yaml.SequenceNode):
                 try:
                     node = node.value[int(part)]
                 except (ValueError, IndexError):
-                    return line
+                    return None
             else:
-                return line
+                return None
             line = node.start_mark.line + 1
         return line

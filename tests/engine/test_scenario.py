@@ -336,22 +336,11 @@ def test_unknown_node_type_message_lists_every_registered_type():
     assert problem.message.endswith("known types: " + ", ".join(sorted(NODE_TYPES)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_settings_problems looks up lines.at('settings', 'audience') first, and "
-    "_LineIndex.at returns the parent's line when a key is missing, so the audience "
-    "problem points at the `settings:` line (3) instead of the `audience:` line",
-)
 def test_audience_problem_points_at_its_line():
     text = scenario(extra=['audience: "customer.country =="'])  # line 9
     assert has_problem(problems_of(text), None, "audience", "not a valid expression", 9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a node that fails its own validation is left out of the node table, so every "
-    "edge that names it is also reported as 'edge from/to unknown node', which is false",
-)
 @pytest.mark.parametrize(
     "bad_node",
     [
