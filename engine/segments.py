@@ -25,6 +25,7 @@ GSM7_BASIC = frozenset(
 )
 # Reached through the escape code, so each one costs two septets.
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_ALL = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PER_PART = 160, 153
 UCS2_SINGLE, UCS2_PER_PART = 70, 67
@@ -53,15 +54,19 @@ def segment(text: str) -> Segmentation:
 
     An empty text is one GSM-7 part with 160 units remaining.
     """
-    ucs2_characters = tuple(dict.fromkeys(c for c in text if not _is_gsm7(c)))
-    if ucs2_characters:
-        encoding: Encoding = "UCS-2"
-        single, multi = UCS2_SINGLE, UCS2_PER_PART
-        length = sum(_ucs2_units(c) for c in text)
-    else:
-        encoding = "GSM-7"
+    # Set operations on the distinct characters keep this fast on the send path.
+    distinct = set(text)
+    if distinct <= GSM7_ALL:
+        encoding: Encoding = "GSM-7"
         single, multi = GSM7_SINGLE, GSM7_PER_PART
-        length = sum(_septets(c) for c in text)
+        length = len(text) + sum(text.count(c) for c in distinct & GSM7_EXTENSION)
+        ucs2_characters: tuple[str, ...] = ()
+    else:
+        encoding = "UCS-2"
+        single, multi = UCS2_SINGLE, UCS2_PER_PART
+        # UTF-16 code units: characters outside the BMP take a surrogate pair.
+        length = len(text.encode("utf-16-le")) // 2
+        ucs2_characters = tuple(dict.fromkeys(c for c in text if c not in GSM7_ALL))
 
     if length <= single:
         return Segmentation(encoding, length, 1, single, single - length, ucs2_characters)
@@ -108,10 +113,6 @@ def split_gsm_text(
         used += units
     pieces.append("".join(current))
     return pieces
-
-
-def _is_gsm7(char: str) -> bool:
-    return char in GSM7_BASIC or char in GSM7_EXTENSION
 
 
 def _septets(char: str) -> int:

@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
-    bindparam,
     create_engine,
     event,
     func,
@@ -55,6 +54,8 @@ SENDS: Table = Send.__table__  # type: ignore[assignment]
 CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
+# Ids per `IN (...)`: well under SQLite's limit of 32,766 bound parameters.
+_IN_CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -126,15 +127,25 @@ class Store:
         return dialect.insert(table)
 
     def _insert_ignoring_conflicts(
-        self, connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
-    ) -> int:
-        """Insert the rows that do not collide with a unique key; returns how many went in."""
+        self,
+        connection: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        count: bool = False,
+    ) -> int | None:
+        """Insert the rows that do not collide with a unique key.
+
+        With `count`, returns how many went in (through RETURNING, because drivers report
+        no reliable rowcount for executemany); without, returns None and saves that work.
+        """
         if not rows:
             return 0
-        # RETURNING, because drivers report no reliable rowcount for executemany.
+        statement = self._insert(table).on_conflict_do_nothing()
+        if not count:
+            connection.execute(statement, list(rows))
+            return None
         key = next(iter(table.primary_key.columns))
-        statement = self._insert(table).on_conflict_do_nothing().returning(key)
-        return len(connection.execute(statement, list(rows)).all())
+        return len(connection.execute(statement.returning(key), list(rows)).all())
 
     # -- customers -------------------------------------------------------------------
 
@@ -429,7 +440,7 @@ class Store:
                 }
                 for customer_id, entry, event_properties in entries
             ]
-            return self._insert_ignoring_conflicts(connection, JOURNEYS, rows)
+            return self._insert_ignoring_conflicts(connection, JOURNEYS, rows, count=True) or 0
 
     def claim_due(
         self, scenario_id: str, now: datetime, limit: int, lease: timedelta
@@ -493,35 +504,32 @@ class Store:
             ]
 
     def move_journeys(self, moves: Sequence[JourneyMove], now: datetime, lease: datetime) -> None:
-        """Write where journeys went; those still moving this tick keep their claim."""
-        if not moves:
-            return
-        statement = (
-            update(JOURNEYS)
-            .where(JOURNEYS.c.id == bindparam("_id"))
-            .values(
-                node_id=bindparam("_node"),
-                state=bindparam("_state"),
-                due_at=bindparam("_due"),
-                error=bindparam("_error"),
-                claimed_until=bindparam("_claim"),
-                updated_at=bindparam("_now"),
-            )
-        )
-        rows = [
-            {
-                "_id": move.id,
-                "_node": move.node_id,
-                "_state": move.state,
-                "_due": move.due_at,
-                "_error": move.error,
-                "_claim": lease if move.keep_claim else None,
-                "_now": now,
-            }
-            for move in moves
-        ]
+        """Write where journeys went; those still moving this tick keep their claim.
+
+        Moves that share a destination (most of a batch) are one UPDATE ... WHERE id IN,
+        so a batch costs a few statements rather than a parameter set per journey.
+        """
+        groups: dict[tuple, list[int]] = {}
+        for move in moves:
+            claim = lease if move.keep_claim else None
+            groups.setdefault(
+                (move.node_id, move.state, move.due_at, move.error, claim), []
+            ).append(move.id)
         with self.engine.begin() as connection:
-            connection.execute(statement, rows)
+            for (node_id, state, due_at, error, claim), ids in groups.items():
+                for start in range(0, len(ids), _IN_CHUNK):
+                    connection.execute(
+                        update(JOURNEYS)
+                        .where(JOURNEYS.c.id.in_(ids[start : start + _IN_CHUNK]))
+                        .values(
+                            node_id=node_id,
+                            state=state,
+                            due_at=due_at,
+                            error=error,
+                            claimed_until=claim,
+                            updated_at=now,
+                        )
+                    )
 
     def release_claims(self, journey_ids: Sequence[int]) -> None:
         if journey_ids:
@@ -592,6 +600,15 @@ class Store:
             self._insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
             self._insert_ignoring_conflicts(connection, SENDS, sends)
 
+    def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(DISPATCHES.c.key).where(
+                    DISPATCHES.c.key.in_(list(keys)), DISPATCHES.c.state == "pending"
+                )
+            )
+            return set(rows.scalars())
+
     def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -632,9 +649,23 @@ class Store:
             )
 
     def untracked_sends(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """What a campaign event needs of each send not yet tracked."""
+        columns = [
+            SENDS.c[name]
+            for name in (
+                "key",
+                "customer_id",
+                "phone",
+                "state",
+                "parts",
+                "status_code",
+                "error",
+                "comment",
+            )
+        ]
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(SENDS).where(
+                select(*columns).where(
                     SENDS.c.key.in_(list(keys)),
                     SENDS.c.tracked.is_(False),
                     SENDS.c.state.in_(("enqueued", "enqueue_failed")),

@@ -1,8 +1,8 @@
 """The one Prefect task: a node step on one batch.
 
 Every node step runs as a task run named `<node>.<step> #<batch>`, so the Prefect UI shows
-each node's batches with their counts. The batch is passed `quote`d: Prefect then does not
-walk a thousand customers looking for upstream futures.
+each node's batches with their counts. Arguments are passed `quote`d: Prefect then does not
+walk a thousand customers (or the compiled scenario) looking for upstream futures.
 """
 
 from __future__ import annotations
@@ -36,4 +36,4 @@ def run_step_as_task(
 ) -> StepResult:
     """The runtime's StepRunner inside a flow: one task run per node step and batch."""
     named = node_step.with_options(task_run_name=f"{node.id}.{step.name} #{batch}")
-    return named(ctx, node, step, quote(items))
+    return named(quote(ctx), quote(node), quote(step), quote(items))

@@ -30,7 +30,7 @@ from engine.dispatch import Outgoing, plan_dispatches
 from engine.errors import ProviderError, TemplateError
 from engine.segments import segment
 from engine.silent_hours import silent_until
-from engine.templates import render, split_template, syntax_error
+from engine.templates import render_many, split_template, syntax_error
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 if TYPE_CHECKING:
@@ -139,31 +139,40 @@ class SmsNode(NodeConfig):
         return StepResult(live, moves)
 
     def render(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        split = split_template(self.text)
-        failures = []
-        for item in items:
-            if "resumed" in item.notes:
-                continue
-            try:
-                item.notes.update(self.compose(item, split))
-            except TemplateError as exc:
-                item.notes["failure"] = ("template_error", str(exc))
-            if failure := item.notes.get("failure"):
-                failures.append(
-                    self._send_row(
-                        ctx, item, "enqueue_failed", error=failure[0], comment=failure[1]
-                    )
-                )
-        ctx.store.record_sends(failures)
+        fresh = [item for item in items if "resumed" not in item.notes]
+        for item, composed in zip(fresh, self.compose(fresh), strict=True):
+            item.notes.update(composed)
+        ctx.store.record_sends(
+            [
+                self._send_row(ctx, item, "enqueue_failed", error=failure[0], comment=failure[1])
+                for item in fresh
+                if (failure := item.notes.get("failure"))
+            ]
+        )
         return StepResult(items)
 
-    def compose(self, item: JourneyItem, split: Any) -> dict[str, Any]:
-        """The text for one customer, its encoding and part count; failures as notes."""
+    def compose(self, items: list[JourneyItem]) -> list[dict[str, Any]]:
+        """Each customer's text, encoding and part count, or the failure that stops it."""
+        split = split_template(self.text)
+        contexts = [item.template_context() for item in items]
+        if split is not None:
+            rendered = [
+                result if isinstance(result, TemplateError) else (split.join(result), result)
+                for result in split.values_many(contexts)
+            ]
+        else:
+            rendered = [
+                result if isinstance(result, TemplateError) else (result, None)
+                for result in render_many(self.text, contexts)
+            ]
+        return [self._composed(item, result) for item, result in zip(items, rendered, strict=True)]
+
+    def _composed(self, item: JourneyItem, rendered: Any) -> dict[str, Any]:
         if not item.phone:
             return {"failure": ("invalid_phone", "customer has no phone in international format")}
-        context = item.template_context()
-        values = split.values(context) if split is not None else None
-        text = split.join(values) if split is not None else render(self.text, context)
+        if isinstance(rendered, TemplateError):
+            return {"failure": ("template_error", str(rendered))}
+        text, values = rendered
         if len(text) > MAX_TEXT_LENGTH:
             return {
                 "failure": (
@@ -197,7 +206,7 @@ class SmsNode(NodeConfig):
         keys += [send["dispatch_key"] for send in ctx.store.sends_by_key(resumed).values()]
         # Intents already stored were written by an earlier attempt (a crash, a retried
         # task): the provider may have them, so they are looked up before any resend.
-        earlier = {dispatch["key"] for dispatch in ctx.store.pending_dispatches(keys)}
+        earlier = ctx.store.pending_dispatch_keys(keys)
 
         by_key = {self.send_key(ctx, item): item for item in to_send}
         ctx.store.record_dispatch_intents(
