@@ -152,9 +152,10 @@ def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: dateti
     for page in store.customer_pages(runtime.settings.claim_size):
         entries = []
         for customer in page:
-            item = _item_for(customer)
             try:
-                if _matches(scenario.audience, item.template_context()):
+                if scenario.audience is None or _matches(
+                    scenario.audience, _item_for(customer).template_context()
+                ):
                     entries.append((customer["id"], entry, {}))
             except TemplateError as exc:
                 errors += 1

@@ -82,7 +82,11 @@ class SmsNode(NodeConfig):
 
     def send_key(self, ctx: NodeContext, item: JourneyItem) -> str:
         """Scenario version, node, customer and journey entry: unique per message."""
-        return f"{ctx.scenario.id}/{item.version}/{self.id}/{item.customer_id}/{item.entry}"
+        key = item.notes.get("send_key")
+        if key is None:
+            key = f"{ctx.scenario.id}/{item.version}/{self.id}/{item.customer_id}/{item.entry}"
+            item.notes["send_key"] = key
+        return key
 
     def resume(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         prior = ctx.store.sends_by_key([self.send_key(ctx, item) for item in items])
