@@ -41,8 +41,9 @@ app.add_typer(customers_app, name="customers")
 app.add_typer(consents_app, name="consents")
 app.add_typer(events_app, name="events")
 
-console = Console()
-errors = Console(stderr=True)
+# soft_wrap: an error line stays one line (file:line node field: message) for grep and CI.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 SettingsOption = Annotated[
     Path | None, typer.Option("--settings", "-s", help="Project settings file.")

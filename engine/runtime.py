@@ -160,14 +160,7 @@ def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: dateti
             except TemplateError as exc:
                 errors += 1
                 first_error = first_error or f"customer {customer['id']}: {exc}"
-        started += store.enrol(
-            scenario_id=scenario.id,
-            version=scenario.version,
-            node_id=first_node,
-            entries=entries,
-            due_at=now,
-            once_at_a_time=False,
-        )
+        started += _enrol(runtime, scenario, first_node, entries, now, once_at_a_time=False)
         progress.advance("customers evaluated", len(page), total)
     if errors:
         logger.warning(
@@ -176,12 +169,32 @@ def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: dateti
     return started
 
 
+def _enrol(
+    runtime: Runtime,
+    scenario: Scenario,
+    first_node: str,
+    entries: list[tuple[str, str, dict]],
+    now: datetime,
+    once_at_a_time: bool,
+) -> int:
+    return runtime.store.enrol(
+        scenario_id=scenario.id,
+        version=scenario.version,
+        node_id=first_node,
+        entries=entries,
+        due_at=now,
+        once_at_a_time=once_at_a_time,
+    )
+
+
 def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: datetime) -> int:
     """Enrol customers whose events arrived since the scenario's cursor."""
     trigger = scenario.trigger
     assert trigger.event is not None
     store = runtime.store
     first_node = scenario.next_node(trigger.id, "next")
+    if first_node is None:
+        return 0
     cursor = record["event_cursor"]
     started = 0
     while True:
@@ -192,7 +205,7 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
         entries = []
         for event in events:
             customer = customers.get(event["customer_id"])
-            if customer is None or first_node is None:
+            if customer is None:
                 continue
             context = _item_for(customer, event["properties"]).template_context()
             try:
@@ -201,15 +214,8 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
                     entries.append((customer["id"], entry, event["properties"]))
             except TemplateError as exc:
                 logger.warning("event %s not enrolled: %s", event["id"], exc)
-        if first_node is not None:
-            started += store.enrol(
-                scenario_id=scenario.id,
-                version=scenario.version,
-                node_id=first_node,
-                entries=entries,
-                due_at=now,
-                once_at_a_time=trigger.reentry == "after_finish",
-            )
+        once_at_a_time = trigger.reentry == "after_finish"
+        started += _enrol(runtime, scenario, first_node, entries, now, once_at_a_time)
         cursor = events[-1]["id"]
         store.update_scenario(scenario.id, event_cursor=cursor)
     return started

@@ -213,20 +213,10 @@ def _node(
     try:
         node = model.model_validate(spec)
     except ValidationError as exc:
-        for item in exc.errors():
-            loc = [str(part) for part in item["loc"]]
-            problems.append(
-                Problem(
-                    source,
-                    item["msg"],
-                    node_id,
-                    ".".join(loc) or None,
-                    lines.at("nodes", index, *loc[:1]) or lines.at("nodes", index),
-                )
-            )
+        problems += _pydantic_problems(exc, source, lines, node_id, ("nodes", index))
         return None
     for field, message in node.problems(settings):
-        line = lines.at("nodes", index, field) or lines.at("nodes", index)
+        line = lines.nearest("nodes", index, field)
         problems.append(Problem(source, message, node.id, field, line))
     return node
 
@@ -374,17 +364,24 @@ def _order(
     return (trigger, *order), problems
 
 
-def _pydantic_problems(exc: ValidationError, source: str, lines: _LineIndex) -> list[Problem]:
+def _pydantic_problems(
+    exc: ValidationError,
+    source: str,
+    lines: _LineIndex,
+    node_id: str | None = None,
+    prefix: tuple[str | int, ...] = (),
+) -> list[Problem]:
+    """One Problem per pydantic error; `prefix` is where the validated mapping sits."""
     problems = []
     for item in exc.errors():
         loc = [str(part) for part in item["loc"]]
         problems.append(
             Problem(
                 source,
-                item["msg"],
-                None,
+                item["msg"].removeprefix("Value error, "),
+                node_id,
                 ".".join(loc) or None,
-                lines.at(*loc[:3]) or lines.at(*loc[:2]) or lines.at(*loc[:1]),
+                lines.nearest(*prefix, *loc),
             )
         )
     return problems
@@ -395,6 +392,13 @@ class _LineIndex:
 
     def __init__(self, tree: yaml.Node | None):
         self.tree = tree
+
+    def nearest(self, *path: str | int) -> int | None:
+        """The line of `path`, or of its deepest part that exists."""
+        for depth in range(len(path), 0, -1):
+            if (line := self.at(*path[:depth])) is not None:
+                return line
+        return None
 
     def at(self, *path: str | int) -> int | None:
         node = self.tree

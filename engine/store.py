@@ -139,6 +139,15 @@ class Store:
 
     # -- helpers ---------------------------------------------------------------------
 
+    def _rows(self, query: Any) -> list[dict[str, Any]]:
+        """Run a read and return its rows as dicts."""
+        with self.engine.connect() as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
+    def _first(self, query: Any) -> dict[str, Any] | None:
+        rows = self._rows(query.limit(1))
+        return rows[0] if rows else None
+
     def _in(self, column: Any, values: Iterable[Any]) -> Any:
         """`column IN (values)` with the whole batch as ONE bound parameter.
 
@@ -286,28 +295,19 @@ class Store:
             connection.execute(statement, values)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id)
-            ).mappings()
-            found = row.first()
-            return dict(found) if found else None
+        return self._first(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
 
     def customer_pages(self, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """Every customer, in pages, by keyset on the id so memory stays flat."""
         after = ""
         columns = (CUSTOMERS.c.id, CUSTOMERS.c.phone, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
         while True:
-            with self.engine.connect() as connection:
-                page = [
-                    dict(row)
-                    for row in connection.execute(
-                        select(*columns)
-                        .where(CUSTOMERS.c.id > after)
-                        .order_by(CUSTOMERS.c.id)
-                        .limit(page_size)
-                    ).mappings()
-                ]
+            page = self._rows(
+                select(*columns)
+                .where(CUSTOMERS.c.id > after)
+                .order_by(CUSTOMERS.c.id)
+                .limit(page_size)
+            )
             if not page:
                 return
             yield page
@@ -357,7 +357,7 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(CONSENTS.c.customer_id).where(
-                    self._in(CONSENTS.c.customer_id, list(customer_ids)),
+                    self._in(CONSENTS.c.customer_id, customer_ids),
                     CONSENTS.c.category == category,
                     CONSENTS.c.granted.is_(True),
                 )
@@ -365,13 +365,11 @@ class Store:
             return {row.customer_id for row in rows}
 
     def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(CONSENT_CHANGES)
-                .where(CONSENT_CHANGES.c.customer_id == customer_id)
-                .order_by(CONSENT_CHANGES.c.id)
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(
+            select(CONSENT_CHANGES)
+            .where(CONSENT_CHANGES.c.customer_id == customer_id)
+            .order_by(CONSENT_CHANGES.c.id)
+        )
 
     # -- customer events -------------------------------------------------------------
 
@@ -386,14 +384,12 @@ class Store:
             return connection.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
 
     def events_after(self, event_type: str, after_id: int, limit: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(EVENTS)
-                .where(EVENTS.c.type == event_type, EVENTS.c.id > after_id)
-                .order_by(EVENTS.c.id)
-                .limit(limit)
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(
+            select(EVENTS)
+            .where(EVENTS.c.type == event_type, EVENTS.c.id > after_id)
+            .order_by(EVENTS.c.id)
+            .limit(limit)
+        )
 
     # -- scenarios -------------------------------------------------------------------
 
@@ -453,20 +449,13 @@ class Store:
             return True
 
     def scenario_record(self, scenario_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as connection:
-            row = (
-                connection.execute(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
-                .mappings()
-                .first()
-            )
-            return dict(row) if row else None
+        return self._first(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
 
     def scenario_records(self, status: str | None = None) -> list[dict[str, Any]]:
         query = select(SCENARIOS).order_by(SCENARIOS.c.id)
         if status is not None:
             query = query.where(SCENARIOS.c.status == status)
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
+        return self._rows(query)
 
     def scenario_definition(self, scenario_id: str, version: str) -> dict[str, Any]:
         with self.engine.connect() as connection:
@@ -660,20 +649,13 @@ class Store:
             return [(row[0], row[1], row[2]) for row in rows]
 
     def journeys_of(self, customer_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(JOURNEYS).where(JOURNEYS.c.customer_id == customer_id)
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(select(JOURNEYS).where(JOURNEYS.c.customer_id == customer_id))
 
     # -- sends -----------------------------------------------------------------------
 
     def sends_by_key(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(SENDS).where(self._in(SENDS.c.key, list(keys)))
-            ).mappings()
-            return {row["key"]: dict(row) for row in rows}
+        rows = self._rows(select(SENDS).where(self._in(SENDS.c.key, keys)))
+        return {row["key"]: row for row in rows}
 
     def record_sends(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record message decisions made before any provider call (suppressed, failed)."""
@@ -712,13 +694,11 @@ class Store:
             return set(rows.scalars())
 
     def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(DISPATCHES).where(
-                    self._in(DISPATCHES.c.key, list(keys)), DISPATCHES.c.state == "pending"
-                )
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(
+            select(DISPATCHES).where(
+                self._in(DISPATCHES.c.key, keys), DISPATCHES.c.state == "pending"
+            )
+        )
 
     def resolve_dispatch(
         self,
@@ -765,15 +745,13 @@ class Store:
                 "comment",
             )
         ]
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(*columns).where(
-                    self._in(SENDS.c.key, list(keys)),
-                    SENDS.c.tracked.is_(False),
-                    self._in(SENDS.c.state, ("enqueued", "enqueue_failed")),
-                )
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(
+            select(*columns).where(
+                self._in(SENDS.c.key, keys),
+                SENDS.c.tracked.is_(False),
+                SENDS.c.state.in_(("enqueued", "enqueue_failed")),
+            )
+        )
 
     def track_campaign_events(self, events: Sequence[dict[str, Any]]) -> None:
         """Append campaign events and mark their sends tracked, in one transaction.
@@ -809,13 +787,11 @@ class Store:
             return [(row[0], row[1], row[2]) for row in rows]
 
     def campaign_events(self, scenario_id: str) -> list[dict[str, Any]]:
-        with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(CAMPAIGN_EVENTS)
-                .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
-                .order_by(CAMPAIGN_EVENTS.c.id)
-            ).mappings()
-            return [dict(row) for row in rows]
+        return self._rows(
+            select(CAMPAIGN_EVENTS)
+            .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
+            .order_by(CAMPAIGN_EVENTS.c.id)
+        )
 
     def suppression_counts(self, scenario_id: str) -> list[tuple[str, int]]:
         """(reason, count) of messages not sent by a policy, for one scenario."""

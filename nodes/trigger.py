@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 
 from engine.schedule import cron_error, next_cron_fire, parse_zone
 from engine.templates import expression_error
@@ -37,9 +37,28 @@ class TriggerNode(NodeConfig):
     timezone: str = "UTC"
     reentry: Literal["never", "after_finish", "always"] = "after_finish"
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and (error := cron_error(value)):
+            raise ValueError(f"cron '{value}' is invalid: {error}")
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _condition(cls, value: str | None) -> str | None:
+        if value is not None and (error := expression_error(value)):
+            raise ValueError(f"not a valid expression: {error}")
+        return value
+
     @model_validator(mode="after")
     def _kind_fields(self) -> TriggerNode:
-        parse_zone(self.timezone)
         if self.kind == "event" and not self.event:
             raise ValueError("an event trigger needs `event`: the event type that enrols")
         if self.kind != "event" and (self.event or self.condition):
@@ -47,12 +66,8 @@ class TriggerNode(NodeConfig):
         if self.kind == "schedule":
             if (self.at is None) == (self.cron is None):
                 raise ValueError("a schedule trigger needs exactly one of `at` or `cron`")
-            if self.cron is not None and (error := cron_error(self.cron)):
-                raise ValueError(f"cron '{self.cron}' is invalid: {error}")
         elif self.at or self.cron:
             raise ValueError("`at` and `cron` belong to schedule triggers only")
-        if self.condition and (error := expression_error(self.condition)):
-            raise ValueError(f"condition is not a valid expression: {error}")
         return self
 
     def steps(self) -> Sequence[Step]:

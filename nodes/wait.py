@@ -34,14 +34,19 @@ class WaitNode(NodeConfig):
     def _duration(cls, value: object) -> object:
         return parse_duration(value) if isinstance(value, str) else value
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value != "customer":
+            parse_zone(value)
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> WaitNode:
         if (self.duration is None) == (self.until is None):
             raise ValueError("a wait needs exactly one of `duration` or `until`")
         if self.date is not None and self.until is None:
             raise ValueError("`date` needs `until`, the time of day on that date")
-        if self.timezone != "customer":
-            parse_zone(self.timezone)
         return self
 
     def steps(self) -> Sequence[Step]:

@@ -187,7 +187,7 @@ def test_shipped_scenarios_are_found():
         pytest.param(
             scenario(["{id: start, type: trigger, kind: schedule, cron: '61 * * * *'}", HELLO]),
             "start",
-            None,
+            "cron",
             "cron '61 * * * *' is invalid",
             5,
             id="bad-cron",
@@ -195,7 +195,7 @@ def test_shipped_scenarios_are_found():
         pytest.param(
             scenario(["{id: start, type: trigger, kind: launch, timezone: Mars/Base}", HELLO]),
             "start",
-            None,
+            "timezone",
             "unknown time zone 'Mars/Base'",
             5,
             id="bad-trigger-time-zone",
