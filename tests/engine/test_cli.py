@@ -1,0 +1,115 @@
+"""The command line, without Prefect: validate, import, consents, events, status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.settings import load_settings
+from engine.store import Store
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture
+def settings_file(tmp_path) -> Path:
+    settings = yaml.safe_load((REPOSITORY / "scenarist.yaml").read_text())
+    settings["database_url"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    path = tmp_path / "scenarist.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_validate_accepts_the_shipped_scenarios(settings_file):
+    files = sorted((REPOSITORY / "scenarios").glob("*.yaml"))
+    result = invoke("validate", *files, "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok ") == len(files)
+
+
+def test_validate_names_file_line_node_and_field_and_fails(settings_file, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "id: broken\nname: Broken\nsettings: {consent_category: sms_marketing}\nnodes:\n"
+        "  - {id: start, type: trigger, kind: launch}\n"
+        "  - {id: hi, type: sms, text: 'Hi {{ customer.name '}\n"
+        "edges:\n  - {from: start, to: hi}\n"
+    )
+    result = invoke("validate", broken, "--settings", settings_file)
+    assert result.exit_code == 1
+    assert f"{broken}:6 node 'hi' field 'text': template syntax error" in result.output
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "id,phone,first_name,consent:sms_marketing\n"
+        "c1,+1 212 555 0123,Ann,true\n"
+        "c2,0601 234 567,Bob,true\n"
+        "c3,0044 20 7946 0958,Cid,false\n"
+    )
+    result = invoke("customers", "import", people, "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    assert "2 customers imported, 1 rows rejected" in result.output
+    assert "line 3: phone '0601 234 567' is not in international format" in result.output
+    store = Store(load_settings(settings_file).database_url)
+    assert store.customer("c3")["phone"] == "+442079460958"
+    assert store.consented(["c1", "c3"], "sms_marketing") == {"c1"}
+    assert store.consent_history("c1")[0]["source"] == "import:people.csv"
+
+
+def test_consents_and_events_name_what_is_wrong(settings_file, tmp_path):
+    people = tmp_path / "people.jsonl"
+    people.write_text('{"id": "c1", "phone": "+12125550123"}\n')
+    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
+
+    assert (
+        invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file).exit_code
+        == 0
+    )
+    unknown = invoke("consents", "grant", "c1", "newsletter", "--settings", settings_file)
+    assert unknown.exit_code == 2 and "not one of" in unknown.output
+    revoke = invoke("consents", "revoke", "c1", "sms_marketing", "--settings", settings_file)
+    assert revoke.exit_code == 0
+
+    tracked = invoke(
+        "events",
+        "track",
+        "c1",
+        "cart_abandoned",
+        "--properties",
+        '{"total": 30}',
+        "--settings",
+        settings_file,
+    )
+    assert tracked.exit_code == 0 and "1 events tracked" in tracked.output
+    nobody = invoke("events", "track", "c9", "cart_abandoned", "--settings", settings_file)
+    assert nobody.exit_code == 1 and "no customer 'c9'" in nobody.output
+    bad = invoke("events", "track", "c1", "x", "--properties", "[1]", "--settings", settings_file)
+    assert bad.exit_code == 2 and "must be a JSON object" in bad.output
+
+    store = Store(load_settings(settings_file).database_url)
+    assert [c["granted"] for c in store.consent_history("c1")] == [True, False]
+    assert store.events_after("cart_abandoned", 0, 10)[0]["properties"] == {"total": 30}
+
+
+def test_status_of_an_unknown_scenario_fails(settings_file):
+    result = invoke("status", "nope", "--settings", settings_file)
+    assert result.exit_code == 2 and "no scenario 'nope'" in result.output
+
+
+def test_a_broken_settings_file_names_the_key(tmp_path):
+    path = tmp_path / "scenarist.yaml"
+    path.write_text("senders:\n  - {name: a, number: '+1', type: pigeon}\n")
+    result = invoke("status", "--settings", path)
+    assert result.exit_code == 2
+    assert f"{path}: senders.0.type" in result.output
