@@ -194,3 +194,17 @@ def test_a_launch_killed_mid_batch_and_restarted_sends_everyone_once(
     assert stats["recipients"] == 2500 and stats["max_per_recipient"] == 1
     events = store.campaign_events("hello")
     assert len(events) == 2500 and {e["status"] for e in events} == {"enqueued"}
+
+
+def test_an_api_token_can_come_from_a_prefect_secret_block(prefect_api):
+    from prefect.blocks.system import Secret
+
+    from engine.settings import SinchSmsIntegration
+
+    Secret(value="sinch-s3cret").save("sinch-api-token", overwrite=True)
+    integration = SinchSmsIntegration(
+        type="sinch_sms", service_plan_id="plan", api_token_block="sinch-api-token"
+    )
+    token = integration.api_token()
+    assert token.get_secret_value() == "sinch-s3cret"
+    assert "sinch-s3cret" not in repr(token) and "sinch-s3cret" not in repr(integration)
