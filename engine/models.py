@@ -51,6 +51,8 @@ class Customer(SQLModel, table=True):
     __tablename__ = "customers"
     id: str = Field(primary_key=True)
     phone: str | None = None
+    # The phone's country (ISO 3166), worked out once on import: senders reach some only.
+    region: str | None = None
     timezone: str | None = None
     attributes: dict[str, Any] = _json()
     updated_at: datetime = _instant()

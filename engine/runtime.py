@@ -277,6 +277,7 @@ def _item_for(customer: dict, event: dict | None = None) -> JourneyItem:
         event=event or {},
         phone=customer.get("phone"),
         timezone=customer.get("timezone"),
+        region=customer.get("region"),
     )
 
 
@@ -290,6 +291,7 @@ def _journey_item(journey: ClaimedJourney) -> JourneyItem:
         event=journey.event,
         phone=journey.phone,
         timezone=journey.timezone,
+        region=journey.region,
     )
 
 

@@ -120,6 +120,8 @@ class Settings(_Strict):
     frequency_policies: dict[str, FrequencyPolicy] = Field(default_factory=dict)
     silent_hours: SilentHours | None = None
     campaign_event_name: str = "campaign"
+    # The most SMS parts one message may cost; None: only the 1,600-character limit.
+    max_message_parts: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
     # How long a worker holds the journeys it claimed; a dead worker's journeys are due

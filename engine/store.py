@@ -48,6 +48,7 @@ from engine.models import (
     Send,
     UtcDateTime,
 )
+from engine.phones import phone_region
 
 CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 CONSENTS: Table = Consent.__table__  # type: ignore[assignment]
@@ -61,6 +62,14 @@ SENDS: Table = Send.__table__  # type: ignore[assignment]
 CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
+# What the runtime reads of a customer.
+_CUSTOMER_FIELDS = (
+    CUSTOMERS.c.id,
+    CUSTOMERS.c.phone,
+    CUSTOMERS.c.region,
+    CUSTOMERS.c.timezone,
+    CUSTOMERS.c.attributes,
+)
 # Ids per `IN (...)`: well under SQLite's limit of 32,766 bound parameters.
 _IN_CHUNK = 5000
 
@@ -76,6 +85,7 @@ class ClaimedJourney:
     node_id: str
     event: dict[str, Any]
     phone: str | None
+    region: str | None
     timezone: str | None
     attributes: dict[str, Any]
 
@@ -273,10 +283,12 @@ class Store:
                 # and in their own columns (the send path reads those).
                 given = {k: row[k] for k in ("phone", "timezone") if row.get(k) is not None}
                 attributes = {**stored.get(row["id"], {}), **row.get("attributes", {}), **given}
+                phone = attributes.get("phone")
                 values.append(
                     {
                         "id": row["id"],
-                        "phone": attributes.get("phone"),
+                        "phone": phone,
+                        "region": phone_region(phone) if phone else None,
                         "timezone": attributes.get("timezone"),
                         "attributes": attributes,
                         "updated_at": now,
@@ -287,6 +299,7 @@ class Store:
                 index_elements=[CUSTOMERS.c.id],
                 set_={
                     "phone": statement.excluded.phone,
+                    "region": statement.excluded.region,
                     "timezone": statement.excluded.timezone,
                     "attributes": statement.excluded.attributes,
                     "updated_at": statement.excluded.updated_at,
@@ -300,7 +313,7 @@ class Store:
     def customer_pages(self, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """Every customer, in pages, by keyset on the id so memory stays flat."""
         after = ""
-        columns = (CUSTOMERS.c.id, CUSTOMERS.c.phone, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
+        columns = _CUSTOMER_FIELDS
         while True:
             page = self._rows(
                 select(*columns)
@@ -314,7 +327,7 @@ class Store:
             after = page[-1]["id"]
 
     def customers_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        columns = (CUSTOMERS.c.id, CUSTOMERS.c.phone, CUSTOMERS.c.timezone, CUSTOMERS.c.attributes)
+        columns = _CUSTOMER_FIELDS
         with self.engine.connect() as connection:
             rows = connection.execute(select(*columns).where(self._in(CUSTOMERS.c.id, list(ids))))
             return {row.id: dict(row._mapping) for row in rows}
@@ -568,6 +581,7 @@ class Store:
                     JOURNEYS.c.node_id,
                     JOURNEYS.c.event,
                     CUSTOMERS.c.phone,
+                    CUSTOMERS.c.region,
                     CUSTOMERS.c.timezone,
                     CUSTOMERS.c.attributes,
                 )
@@ -586,6 +600,7 @@ class Store:
                     node_id=row.node_id,
                     event=row.event or {},
                     phone=row.phone,
+                    region=row.region,
                     timezone=row.timezone,
                     attributes=row.attributes or {},
                 )

@@ -55,6 +55,7 @@ class JourneyItem:
     event: dict[str, Any]
     phone: str | None = None
     timezone: str | None = None
+    region: str | None = None  # the phone's country
     # Annotations that earlier steps of the same node leave for later ones.
     notes: dict[str, Any] = field(default_factory=dict)
 

@@ -29,16 +29,22 @@ from pydantic import Field
 from engine.dispatch import Outgoing, plan_dispatches
 from engine.errors import ProviderError, TemplateError
 from engine.segments import segment
+from engine.senders import sender_refusal
 from engine.silent_hours import silent_until
 from engine.templates import render_many, split_template, syntax_error
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
-    from engine.settings import Settings
+    from engine.scenario import Scenario
+    from engine.settings import Sender, Settings
 
 MAX_TEXT_LENGTH = 1600
 ACTION_TYPE = "sms"
+# Failures of the message itself: the journey fails with them. Anything else that stops
+# a message (no phone, a sender that cannot reach the country, a provider's refusal) is
+# tracked as enqueue_failed and the journey goes on.
+COMPOSITION_ERRORS = ("template_error", "text_too_long", "too_many_parts")
 
 
 class SmsNode(NodeConfig):
@@ -144,7 +150,9 @@ class SmsNode(NodeConfig):
 
     def render(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         fresh = [item for item in items if "resumed" not in item.notes]
-        for item, composed in zip(fresh, self.compose(fresh), strict=True):
+        for item, composed in zip(
+            fresh, self.compose(ctx.settings, ctx.scenario, fresh), strict=True
+        ):
             item.notes.update(composed)
         ctx.store.record_sends(
             [
@@ -155,7 +163,15 @@ class SmsNode(NodeConfig):
         )
         return StepResult(items)
 
-    def compose(self, items: list[JourneyItem]) -> list[dict[str, Any]]:
+    def sender_for(self, settings: Settings, scenario: Scenario) -> Sender:
+        """The node's sender, else the scenario's, else the project's default."""
+        sender = settings.sender(self.sender or scenario.settings.sender)
+        assert sender is not None, "validation guarantees a predefined sender"
+        return sender
+
+    def compose(
+        self, settings: Settings, scenario: Scenario, items: list[JourneyItem]
+    ) -> list[dict[str, Any]]:
         """Each customer's text, encoding and part count, or the failure that stops it."""
         split = split_template(self.text)
         contexts = [item.template_context() for item in items]
@@ -169,11 +185,19 @@ class SmsNode(NodeConfig):
                 result if isinstance(result, TemplateError) else (result, None)
                 for result in render_many(self.text, contexts)
             ]
-        return [self._composed(item, result) for item, result in zip(items, rendered, strict=True)]
+        sender = self.sender_for(settings, scenario)
+        return [
+            self._composed(item, result, sender, settings.max_message_parts)
+            for item, result in zip(items, rendered, strict=True)
+        ]
 
-    def _composed(self, item: JourneyItem, rendered: Any) -> dict[str, Any]:
+    def _composed(
+        self, item: JourneyItem, rendered: Any, sender: Sender, max_parts: int | None
+    ) -> dict[str, Any]:
         if not item.phone:
             return {"failure": ("invalid_phone", "customer has no phone in international format")}
+        if refusal := sender_refusal(sender.name, sender.type, item.region):
+            return {"failure": ("sender_not_allowed", refusal)}
         if isinstance(rendered, TemplateError):
             return {"failure": ("template_error", str(rendered))}
         text, values = rendered
@@ -185,17 +209,25 @@ class SmsNode(NodeConfig):
                 )
             }
         segmentation = segment(text)
+        if max_parts is not None and segmentation.parts > max_parts:
+            return {
+                "failure": (
+                    "too_many_parts",
+                    f"rendered text needs {segmentation.parts} {segmentation.encoding} parts; "
+                    f"the project allows {max_parts}",
+                )
+            }
         return {
             "text": text,
             "values": values,
             "parts": segmentation.parts,
             "encoding": segmentation.encoding,
+            "segmentation": segmentation,
         }
 
     def send(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         integration = self.integration or ctx.settings.default_sms_provider
-        sender = ctx.settings.sender(self.sender or ctx.scenario.settings.sender)
-        assert sender is not None, "validation guarantees a predefined sender"
+        sender = self.sender_for(ctx.settings, ctx.scenario)
 
         to_send = [i for i in items if "text" in i.notes and "failure" not in i.notes]
         plans = plan_dispatches(
@@ -329,8 +361,6 @@ class SmsNode(NodeConfig):
         }
 
     def _after_send(self, item: JourneyItem, send: dict[str, Any] | None) -> Move:
-        # A message that could not be composed fails the customer; a provider refusal is
-        # tracked as enqueue_failed and the journey goes on, as campaign tools do.
-        if send is not None and send["error"] in ("template_error", "text_too_long"):
+        if send is not None and send["error"] in COMPOSITION_ERRORS:
             return Move.fail(item, f"sms '{self.id}': {send['comment']}")
         return Move(item, "next")

@@ -405,3 +405,26 @@ def test_unicode_text_is_counted_in_ucs2_parts(sqlite_store, sinch):
     [event] = sqlite_store.campaign_events("test")
     assert event["properties"]["number_of_message_parts"] == 2
     assert sqlite_store.sends_by_key([event["send_key"]])[event["send_key"]]["encoding"] == "UCS-2"
+
+
+def test_a_sender_that_cannot_reach_the_country_is_tracked_not_sent(sqlite_store, sinch):
+    runtime = make_runtime(sqlite_store, sinch)
+    british = {"id": "uk", "phone": "+447400123456", "attributes": {"first_name": "Ada"}}
+    customers(sqlite_store, [person(1), british])
+    run(runtime, HELLO)
+    assert set(sinch.texts()) == {"+12025550001"}
+    [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "uk"]
+    assert event["status"] == "enqueue_failed"
+    assert event["properties"]["error"] == "sender_not_allowed"
+    assert "10DLC" in event["properties"]["comment"] and "GB" in event["properties"]["comment"]
+    assert sqlite_store.journeys_of("uk")[0]["state"] == "done"  # the journey goes on
+
+
+def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, sinch):
+    runtime = make_runtime(sqlite_store, sinch, max_message_parts=1)
+    customers(sqlite_store, [person(1, bio="x" * 200), person(2, bio="short")])
+    run(runtime, HELLO.replace("Hi {{ customer.first_name }}!", "Hi {{ customer.bio }}!"))
+    assert set(sinch.texts()) == {"+12025550002"}
+    [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "c1"]
+    assert event["properties"]["error"] == "too_many_parts"
+    assert sqlite_store.journeys_of("c1")[0]["state"] == "failed"
