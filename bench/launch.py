@@ -67,8 +67,9 @@ def prepare_project(folder: Path, simulator_url: str, count: int, batch_size: in
     now = datetime.now(UTC)
     rows, consents = [], []
     for row in customers(count, seed=1):
-        # Phones made unique per customer, so the simulator's per-recipient counts are exact.
-        phone = f"+1202{int(str(row['id'])[1:]):07d}"
+        # Phones made unique per customer (valid US numbers, 202-2xx-xxxx), so the
+        # simulator's per-recipient counts are exact.
+        phone = f"+1202{2_000_000 + int(str(row['id'])[1:]):07d}"
         rows.append({"id": row["id"], "phone": phone, "attributes": {**row, "phone": phone}})
         consents.append(
             {
@@ -135,7 +136,7 @@ def run_naive(simulator_url: str, count: int) -> dict:
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def send_one(number: int) -> str:
-        phone = f"+1303{number:07d}"
+        phone = f"+1303{2_000_000 + number:07d}"
         batch = SmsBatch(
             sender="+12025550100",
             recipients=[phone],

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from engine import progress
-from engine.errors import ConfigError, InputError, ScenarioError
+from engine.errors import ConfigError, InputError, ScenarioError, ScenaristError
 from engine.reports import Report, scenario_reports
 from engine.settings import Settings, load_settings
 
@@ -310,6 +310,126 @@ def _event_row(customer: Any, event_type: Any, properties: Any) -> dict[str, Any
     return {"customer_id": customer, "type": event_type, "properties": properties, "at": now()}
 
 
+# -- composing and testing ---------------------------------------------------------------
+
+
+def _scenario_and_customer(file: Path, customer: str, settings: Path | None):
+    from engine.runtime import Runtime
+    from engine.scenario import load_scenario
+
+    project = _settings(settings)
+    try:
+        scenario = load_scenario(file, project)
+    except ScenarioError as exc:
+        for problem in exc.problems:
+            errors.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(1) from exc
+    runtime = Runtime(project)
+    record = runtime.store.customer(customer)
+    if record is None:
+        errors.print(f"[red]error[/red] no customer '{customer}'")
+        raise typer.Exit(2)
+    return runtime, scenario, record
+
+
+def _event_option(event: str) -> dict[str, Any]:
+    try:
+        properties = json.loads(event)
+    except json.JSONDecodeError as exc:
+        errors.print(f"[red]error[/red] --event is not JSON: {exc}")
+        raise typer.Exit(2) from exc
+    if not isinstance(properties, dict):
+        errors.print("[red]error[/red] --event must be a JSON object")
+        raise typer.Exit(2)
+    return properties
+
+
+EventOption = Annotated[
+    str, typer.Option("--event", help="The triggering event's properties, as JSON.")
+]
+
+
+@app.command()
+def preview(
+    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    customer: Annotated[str, typer.Option("--customer", help="Customer id.")],
+    event: EventOption = "{}",
+    settings: SettingsOption = None,
+) -> None:
+    """Render every message node for a real customer: text, encoding, parts, characters
+    remaining, and the characters that force UCS-2 highlighted."""
+    from rich.text import Text
+
+    from engine.preview import preview_messages
+
+    runtime, scenario, record = _scenario_and_customer(file, customer, settings)
+    properties = _event_option(event)
+    table = Table(title=f"{scenario.id} for {customer} ({record['phone']})", title_justify="left")
+    for column in ("node", "sender", "encoding", "parts", "length", "remaining", "forces UCS-2"):
+        table.add_column(column)
+    texts = []
+    for message in preview_messages(runtime.settings, scenario, record, properties):
+        if message.failure is not None:
+            table.add_row(message.node_id, message.sender, "[red]not sent[/red]", "", "", "", "")
+            texts.append(
+                (message.node_id, Text(f"{message.failure[0]}: {message.failure[1]}", style="red"))
+            )
+            continue
+        seg = message.segmentation
+        assert seg is not None and message.text is not None
+        table.add_row(
+            message.node_id,
+            message.sender,
+            seg.encoding,
+            str(seg.parts),
+            str(seg.length),
+            str(seg.remaining),
+            " ".join(seg.ucs2_characters),
+        )
+        text = Text(message.text)
+        for index, char in enumerate(message.text):
+            if char in seg.ucs2_characters:
+                text.stylize("bold white on red", index, index + 1)
+        texts.append((message.node_id, text))
+    console.print(table)
+    for node_id, text in texts:
+        console.print(Text(f"{node_id}: ", style="bold") + text)
+    runtime.close()
+
+
+@app.command("send-test")
+def send_test_command(
+    file: Annotated[Path, typer.Argument(help="Scenario file.")],
+    node: Annotated[str, typer.Option("--node", help="The message node to send.")],
+    customer: Annotated[str, typer.Option("--customer", help="Whose data personalises it.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send here instead of the customer's phone.")
+    ] = None,
+    event: EventOption = "{}",
+    settings: SettingsOption = None,
+) -> None:
+    """Send one message node through the real send path, tracked as a test."""
+    from engine.trial_send import send_test
+
+    runtime, scenario, record = _scenario_and_customer(file, customer, settings)
+    try:
+        tracked = send_test(runtime, scenario, node, record, to, _event_option(event))
+    except InputError as exc:
+        errors.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        runtime.close()
+    properties = tracked["properties"]
+    if tracked["status"] == "enqueued":
+        console.print(
+            f"test message enqueued to {properties['recipient']} "
+            f"({properties['number_of_message_parts']} parts)"
+        )
+        return
+    errors.print(f"[red]{tracked['status']}[/red] {properties['error']}: {properties['comment']}")
+    raise typer.Exit(1)
+
+
 # -- running ---------------------------------------------------------------------------
 
 
@@ -456,5 +576,14 @@ def _settings_arg(path: Path | None) -> str | None:
     return str(Path(env).resolve()) if env else None
 
 
+def main() -> None:
+    """The console script: Scenarist's own errors print as one clear line, no traceback."""
+    try:
+        app()
+    except ScenaristError as exc:
+        errors.print(f"[red]error[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -173,6 +173,8 @@ class Send(SQLModel, table=True):
     error: str | None = None
     comment: str | None = None
     tracked: bool = False
+    # A test send (`scenarist send-test`): never counted by policies or the evaluation.
+    test: bool = False
     created_at: datetime = _instant()
 
 
@@ -187,5 +189,6 @@ class CampaignEvent(SQLModel, table=True):
     scenario_id: str
     status: str
     send_key: str | None = None
+    test: bool = False
     timestamp: datetime = _instant()
     properties: dict[str, Any] = _json()

@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal_column,
     or_,
     select,
@@ -35,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
+from engine.errors import ConfigError
 from engine.models import (
     CampaignEvent,
     Consent,
@@ -139,6 +141,24 @@ class Store:
         self.engine = create_database_engine(url)
         self._compiled_inserts: dict[tuple, tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
         SQLModel.metadata.create_all(self.engine)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        """A database made by an older Scenarist lacks columns: say which, rather than fail
+        on the first query that needs one."""
+        inspector = inspect(self.engine)
+        missing = [
+            f"{table.name}.{column.name}"
+            for table in SQLModel.metadata.sorted_tables
+            for column in table.columns
+            if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
+        ]
+        if missing:
+            raise ConfigError(
+                f"the database {self.engine.url.render_as_string(hide_password=True)} was made "
+                f"by an older Scenarist and lacks {', '.join(missing)}; start a new database "
+                "(database_url) and import the customers again"
+            )
 
     @property
     def is_postgres(self) -> bool:
@@ -217,12 +237,22 @@ class Store:
         """
         if not rows:
             return 0
-        columns = tuple(rows[0])
+        given = tuple(rows[0])
+        # Python-side defaults (SQLModel's `= False` and the like) that the rows leave out.
+        defaults = {
+            column.name: column.default.arg
+            for column in table.columns
+            if column.name not in given and column.default is not None and column.default.is_scalar
+        }
+        columns = given + tuple(defaults)
         sql, order, converters = self._compiled_insert(table, columns, ignore_conflicts)
         # Column by column: one conversion per distinct instant, list comprehensions.
         values: dict[str, list[Any]] = {}
         for name, converter in zip(columns, converters, strict=True):
-            column = [row[name] for row in rows]
+            if name in defaults:
+                column = [defaults[name]] * len(rows)
+            else:
+                column = [row[name] for row in rows]
             if converter is _json_dumps:
                 column = [None if v is None else converter(v) for v in column]
             elif converter is not None:
@@ -685,6 +715,7 @@ class Store:
                 .where(
                     self._in(SENDS.c.customer_id, list(customer_ids)),
                     SENDS.c.state == "enqueued",
+                    SENDS.c.test.is_(False),
                     SENDS.c.created_at >= since,
                 )
                 .group_by(SENDS.c.customer_id)
@@ -758,6 +789,7 @@ class Store:
                 "status_code",
                 "error",
                 "comment",
+                "test",
             )
         ]
         return self._rows(
@@ -795,7 +827,10 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(action_type, CAMPAIGN_EVENTS.c.status, func.count())
-                .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
+                .where(
+                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
+                    CAMPAIGN_EVENTS.c.test.is_(False),
+                )
                 .group_by(action_type, CAMPAIGN_EVENTS.c.status)
                 .order_by(CAMPAIGN_EVENTS.c.status)
             )
@@ -807,6 +842,9 @@ class Store:
             .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
             .order_by(CAMPAIGN_EVENTS.c.id)
         )
+
+    def campaign_event_for(self, send_key: str) -> dict[str, Any] | None:
+        return self._first(select(CAMPAIGN_EVENTS).where(CAMPAIGN_EVENTS.c.send_key == send_key))
 
     def suppression_counts(self, scenario_id: str) -> list[tuple[str, int]]:
         """(reason, count) of messages not sent by a policy, for one scenario."""

@@ -69,9 +69,26 @@ class SmsNode(NodeConfig):
             found.append(("sender", f"sender '{self.sender}' is not a predefined sender"))
         if not settings.senders:
             found.append(("sender", "the project has no predefined senders to send from"))
+        literal = self._literal_text()
+        if settings.max_message_parts is not None and literal is not None:
+            parts = segment(literal).parts
+            if parts > settings.max_message_parts:
+                found.append(
+                    (
+                        "text",
+                        f"text needs at least {parts} parts; the project allows "
+                        f"{settings.max_message_parts} (max_message_parts)",
+                    )
+                )
         if self.integration is not None and self.integration not in settings.integrations:
             found.append(("integration", f"integration '{self.integration}' is not configured"))
         return found
+
+    def _literal_text(self) -> str | None:
+        """The text without its expressions (a lower bound of every rendered text), when
+        the template is literal text and expressions only."""
+        split = split_template(self.text)
+        return "".join(split.literals) if split is not None else None
 
     def steps(self) -> Sequence[Step]:
         return (
@@ -298,12 +315,15 @@ class SmsNode(NodeConfig):
             "number_of_message_parts": send["parts"],
             "recipient": send["phone"],
         }
+        if send["test"]:
+            properties["test"] = True
         return {
             "name": ctx.settings.campaign_event_name,
             "customer_id": send["customer_id"],
             "scenario_id": scenario.id,
             "status": send["state"],
             "send_key": send["key"],
+            "test": send["test"],
             "timestamp": ctx.now,
             "properties": properties,
         }
@@ -356,6 +376,7 @@ class SmsNode(NodeConfig):
             "parts": item.notes.get("parts"),
             "encoding": item.notes.get("encoding"),
             "tracked": False,
+            "test": bool(item.notes.get("test")),
             "created_at": ctx.now,
             **values,
         }

@@ -113,3 +113,23 @@ def test_a_broken_settings_file_names_the_key(tmp_path):
     result = invoke("status", "--settings", path)
     assert result.exit_code == 2
     assert f"{path}: senders.0.type" in result.output
+
+
+def test_preview_shows_encoding_parts_and_the_characters_forcing_ucs2(settings_file, tmp_path):
+    people = tmp_path / "people.jsonl"
+    people.write_text(
+        '{"id": "c1", "phone": "+12125550123", "first_name": "Zoë", "country": "US"}\n'
+        '{"id": "c2", "phone": "+12125550124", "first_name": "Ann", "country": "US"}\n'
+    )
+    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
+    scenario = REPOSITORY / "scenarios" / "welcome.yaml"
+    result = invoke("preview", scenario, "--customer", "c1", "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    # welcome: "Hi Zoë, ..." needs UCS-2 because of ë; vip_welcome fails on no `vip`... no:
+    # the preview renders every message node regardless of branches.
+    assert "UCS-2" in result.output and "ë" in result.output
+    assert "nudge" in result.output and "🎉" in result.output
+    plain = invoke("preview", scenario, "--customer", "c2", "--settings", settings_file)
+    assert "GSM-7" in plain.output
+    missing = invoke("preview", scenario, "--customer", "c9", "--settings", settings_file)
+    assert missing.exit_code == 2 and "no customer 'c9'" in missing.output

@@ -428,3 +428,21 @@ def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, s
     [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "c1"]
     assert event["properties"]["error"] == "too_many_parts"
     assert sqlite_store.journeys_of("c1")[0]["state"] == "failed"
+
+
+def test_a_test_send_goes_through_the_send_path_but_counts_nowhere(sqlite_store, sinch):
+    from engine.trial_send import send_test
+
+    runtime = make_runtime(sqlite_store, sinch)
+    customers(sqlite_store, [person(1)], consent=False)  # tests need no consent
+    scenario = parse_scenario(HELLO, "test.yaml", runtime.settings)
+    tracked = send_test(
+        runtime, scenario, "hello", sqlite_store.customer("c1"), to="+1 212 555 0199"
+    )
+    assert tracked["status"] == "enqueued" and tracked["test"] is True
+    assert tracked["properties"]["test"] is True
+    assert sinch.texts() == {"+12125550199": ["Hi Ann1!"]}
+    assert sqlite_store.campaign_event_counts("test") == []  # not in the evaluation
+    assert sqlite_store.messages_sent_since(["c1"], NOW - timedelta(days=1)) == {}
+    with pytest.raises(Exception, match="not a message node"):
+        send_test(runtime, scenario, "start", sqlite_store.customer("c1"))

@@ -77,7 +77,7 @@ def audience(project: Path, count: int) -> Store:
     ids = [f"c{n:05d}" for n in range(count)]
     store.upsert_customers(
         [
-            {"id": cid, "phone": f"+1202{n:07d}", "attributes": {"first_name": f"Ann {n}"}}
+            {"id": cid, "phone": f"+1202{2_000_000 + n:07d}", "attributes": {"first_name": f"Ann {n}"}}
             for n, cid in enumerate(ids)
         ],
         now,
@@ -112,7 +112,7 @@ def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulat
     result = launch(project)
     assert result["scenario_id"] == "hello" and result["moves"] == 30
     assert simulator.stats()["messages"] == 30
-    assert simulator.messages("+12020000007")[0]["body"] == "Hi Ann 7"
+    assert simulator.messages("+12022000007")[0]["body"] == "Hi Ann 7"
     assert len(store.campaign_events("hello")) == 30
 
     import asyncio

@@ -1,0 +1,64 @@
+"""What each message of a scenario looks like for one real customer, before anything is sent.
+
+Used by `scenarist preview` and `scenarist send-test`: the same composition the send
+path runs (Jinja in the sandbox, the sender's countries, segmentation), for one customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.scenario import Scenario
+from engine.segments import Segmentation
+from engine.settings import Settings
+from nodes.base import JourneyItem
+from nodes.sms import SmsNode
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    node_id: str
+    sender: str
+    text: str | None
+    segmentation: Segmentation | None
+    failure: tuple[str, str] | None  # (error code, explanation)
+
+
+def customer_item(customer: dict[str, Any], event: dict[str, Any], entry: str) -> JourneyItem:
+    """A journey item for a stored customer, outside any journey."""
+    return JourneyItem(
+        journey_id=0,
+        customer_id=customer["id"],
+        entry=entry,
+        version="",
+        attributes=customer.get("attributes") or {},
+        event=event,
+        phone=customer.get("phone"),
+        timezone=customer.get("timezone"),
+        region=customer.get("region"),
+    )
+
+
+def message_nodes(scenario: Scenario) -> list[SmsNode]:
+    return [node for node in scenario.nodes.values() if isinstance(node, SmsNode)]
+
+
+def preview_messages(
+    settings: Settings, scenario: Scenario, customer: dict[str, Any], event: dict[str, Any]
+) -> list[MessagePreview]:
+    """Compose every message node of `scenario` for `customer`, in file order."""
+    previews = []
+    for node in message_nodes(scenario):
+        item = customer_item(customer, event, "preview")
+        [composed] = node.compose(settings, scenario, [item])
+        previews.append(
+            MessagePreview(
+                node_id=node.id,
+                sender=node.sender_for(settings, scenario).name,
+                text=composed.get("text"),
+                segmentation=composed.get("segmentation"),
+                failure=composed.get("failure"),
+            )
+        )
+    return previews
