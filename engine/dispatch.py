@@ -10,6 +10,7 @@ unique text costs a request of its own. Pure functions: no I/O.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,11 +43,13 @@ class PlannedDispatch:
     parameters: dict[str, dict[str, str]] | None = None
 
     def payload(self, sender: str) -> dict:
-        """What is stored as the intent and resent verbatim after a crash."""
+        """What is stored as the intent and resent verbatim after a crash: the provider-
+        neutral request each gateway turns into its provider's own."""
         return {
             "sender": sender,
             "body": self.body,
             "recipients": list(self.recipients),
+            "send_keys": list(self.send_keys),
             "parameters": self.parameters,
         }
 
@@ -121,3 +124,14 @@ def _chunks_with_distinct_phones(
         else:
             chunks.append(([message], {message.phone}))
     return [chunk for chunk, _ in chunks]
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9._-]+)\}")
+
+
+def recipient_text(body: str, parameters: dict[str, dict[str, str]] | None, phone: str) -> str:
+    """One recipient's text from a placeholder body, as Sinch renders `${name}`; for
+    providers that take a text per message rather than parameters."""
+    if not parameters:
+        return body
+    return _PLACEHOLDER.sub(lambda match: parameters[match.group(1)][phone], body)

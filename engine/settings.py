@@ -4,8 +4,9 @@ Every error names the file and the key, e.g.
 `scenarist.yaml: senders.0.type: Input should be 'short_code', ...`.
 
 Secrets are `SecretStr`: they print as `**********` and never reach logs or artifacts.
-An API token is read from an environment variable (`api_token_env`) or a Prefect Secret
-block (`api_token_block`), never written into the settings file itself.
+An API token or key is read from an environment variable (`api_token_env`,
+`api_key_env`) or a Prefect Secret block (`api_token_block`, `api_key_block`), never
+written into the settings file itself.
 """
 
 from __future__ import annotations
@@ -32,12 +33,31 @@ from engine.silent_hours import SilentHours
 
 SETTINGS_FILE = "scenarist.yaml"
 MAX_PREDEFINED_SENDERS = 100
+# The credentials the local simulator accepts (integrations/simulator/config.py).
 SIMULATOR_PLAN_ID = "simulator"
 SIMULATOR_TOKEN = "simulator-token"
+SIMULATOR_INFOBIP_KEY = "simulator-key"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def read_secret(env: str | None, block: str | None) -> SecretStr:
+    """A secret from an environment variable or a Prefect Secret block (exactly one set)."""
+    if env is not None:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"environment variable {env} is not set")
+        return SecretStr(value)
+    from prefect.blocks.system import Secret  # imported late: it needs a Prefect API
+
+    return SecretStr(Secret.load(block).get())
+
+
+def _one_source(env: str | None, block: str | None, name: str) -> None:
+    if (env is None) == (block is None):
+        raise ValueError(f"set exactly one of {name}_env or {name}_block")
 
 
 class SinchSmsIntegration(_Strict):
@@ -53,34 +73,45 @@ class SinchSmsIntegration(_Strict):
 
     @model_validator(mode="after")
     def _one_token_source(self) -> SinchSmsIntegration:
-        if (self.api_token_env is None) == (self.api_token_block is None):
-            raise ValueError("set exactly one of api_token_env or api_token_block")
+        _one_source(self.api_token_env, self.api_token_block, "api_token")
         return self
 
     def api_token(self) -> SecretStr:
         """The token, from the environment or the Prefect Secret block."""
-        if self.api_token_env is not None:
-            value = os.environ.get(self.api_token_env)
-            if not value:
-                raise ConfigError(f"environment variable {self.api_token_env} is not set")
-            return SecretStr(value)
-        from prefect.blocks.system import Secret  # imported late: it needs a Prefect API
+        return read_secret(self.api_token_env, self.api_token_block)
 
-        return SecretStr(Secret.load(self.api_token_block).get())
+
+class InfobipSmsIntegration(_Strict):
+    """An Infobip account's SMS API: its own queue and its own rate limit."""
+
+    type: Literal["infobip_sms"]
+    base_url: str = Field(description="your account's https://xxxxx.api.infobip.com")
+    api_key_env: str | None = None
+    api_key_block: str | None = None
+    rate_limit: float = Field(default=100.0, gt=0, description="messages per second")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> InfobipSmsIntegration:
+        _one_source(self.api_key_env, self.api_key_block, "api_key")
+        return self
+
+    def api_key(self) -> SecretStr:
+        return read_secret(self.api_key_env, self.api_key_block)
 
 
 class SimulatorIntegration(_Strict):
-    """The local provider simulator, spoken to with the real Sinch SMS client."""
+    """The local provider simulator, spoken to with the real client of the API it plays."""
 
     type: Literal["simulator"]
     url: str = "http://127.0.0.1:8765"
+    api: Literal["sinch_sms", "infobip_sms"] = "sinch_sms"
     rate_limit: float = Field(default=1_000_000.0, gt=0, description="messages per second")
 
-    def api_token(self) -> SecretStr:
-        return SecretStr(SIMULATOR_TOKEN)
 
-
-Integration = Annotated[SinchSmsIntegration | SimulatorIntegration, Field(discriminator="type")]
+Integration = Annotated[
+    SinchSmsIntegration | InfobipSmsIntegration | SimulatorIntegration,
+    Field(discriminator="type"),
+]
 
 SenderType = Literal["short_code", "toll_free", "10dlc", "long_number"]
 

@@ -756,8 +756,13 @@ class Store:
         status_code: int | None = None,
         error: str | None = None,
         comment: str | None = None,
+        refused: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """Record a provider's answer for one dispatch and all of its sends, together."""
+        """Record a provider's answer for one dispatch and all of its sends, together.
+
+        `refused` names recipients (by phone) that the provider refused inside a request
+        it otherwise accepted, each with its status_code, error and comment.
+        """
         outcome = {"status_code": status_code, "error": error, "comment": comment}
         with self.engine.begin() as connection:
             connection.execute(
@@ -770,6 +775,30 @@ class Store:
                     **outcome,
                 )
             )
+            if refused:
+                connection.execute(
+                    update(SENDS)
+                    .where(
+                        SENDS.c.dispatch_key == key,
+                        SENDS.c.phone == bindparam("_phone"),
+                        SENDS.c.state == "pending",
+                    )
+                    .values(
+                        state="enqueue_failed",
+                        status_code=bindparam("_status_code"),
+                        error=bindparam("_error"),
+                        comment=bindparam("_comment"),
+                    ),
+                    [
+                        {
+                            "_phone": phone,
+                            "_status_code": why.get("status_code"),
+                            "_error": why.get("error"),
+                            "_comment": why.get("comment"),
+                        }
+                        for phone, why in refused.items()
+                    ],
+                )
             connection.execute(
                 update(SENDS)
                 .where(SENDS.c.dispatch_key == key, SENDS.c.state == "pending")

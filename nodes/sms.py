@@ -332,7 +332,7 @@ class SmsNode(NodeConfig):
         """Send one stored request through its integration and record the answer."""
         gateway = ctx.gateways.get(dispatch["integration"])
         try:
-            provider_id = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
+            outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
         except ProviderError as exc:
             ctx.store.resolve_dispatch(
                 dispatch["key"],
@@ -344,7 +344,11 @@ class SmsNode(NodeConfig):
             )
             return
         ctx.store.resolve_dispatch(
-            dispatch["key"], enqueued=True, provider_id=provider_id, now=ctx.now
+            dispatch["key"],
+            enqueued=True,
+            provider_id=outcome.provider_id,
+            refused=outcome.refused,
+            now=ctx.now,
         )
 
     def _suppress(

@@ -13,12 +13,15 @@ from integrations.simulator.server import run_simulator
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m integrations.simulator", description="Local Sinch SMS API simulator"
+        prog="python -m integrations.simulator",
+        description="Local Sinch SMS and Infobip SMS API simulator",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
-        "--config", type=Path, help="JSON file with SimulatorConfig fields (faults, plans)"
+        "--config",
+        type=Path,
+        help="JSON file with SimulatorConfig fields (faults, plans, Infobip keys)",
     )
     args = parser.parse_args(argv)
     config = SimulatorConfig()

@@ -3,6 +3,7 @@ for tests and benchmarks (`SimulatorProcess`, a context manager).
 
     with SimulatorProcess(SimulatorConfig(latency_ms=5), port=0) as sim:
         client = SinchSmsClient(sim.sms_credentials())
+        infobip = InfobipSmsClient(sim.infobip_credentials())
         ...
         assert sim.stats()["duplicates"] == 0
 """
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from integrations.infobip_sms import InfobipCredentials
 from integrations.simulator.app import create_app
 from integrations.simulator.config import SimulatorConfig
 from integrations.sinch_sms import SinchSmsCredentials
@@ -174,7 +176,8 @@ class SimulatorProcess:
         return response.json()
 
     def messages(self, to: str) -> list[dict[str, Any]]:
-        """What one number received: `[{batch_id, client_reference, from, body, created_at}]`."""
+        """What one number received, from either provider: `[{provider, batch_id,
+        client_reference, message_id, from, body, created_at}]`."""
         response = self._client().get("/_simulator/messages", params={"to": to})
         response.raise_for_status()
         return response.json()["messages"]
@@ -199,3 +202,8 @@ class SimulatorProcess:
             api_token=self.config.service_plans[plan],
             base_url=self.url,
         )
+
+    def infobip_credentials(self, api_key: str | None = None) -> InfobipCredentials:
+        """Credentials for `InfobipSmsClient` pointing at this simulator."""
+        key = api_key or self.config.infobip_api_keys[0]
+        return InfobipCredentials(base_url=self.url, api_key=key)

@@ -6,6 +6,7 @@ from engine.dispatch import (
     Outgoing,
     dispatch_key,
     plan_dispatches,
+    recipient_text,
 )
 from engine.templates import split_template
 
@@ -64,6 +65,7 @@ def test_split_template_gives_one_request_with_parameters():
         "sender": "+12025550100",
         "body": "Hi ${p1}!",
         "recipients": [phone(1), phone(2), phone(3)],
+        "send_keys": ["a", "b", "c"],
         "parameters": {"p1": {phone(1): "Ada", phone(2): "Bob", phone(3): "Cy"}},
     }
 
@@ -204,3 +206,16 @@ def test_dispatch_key_fits_a_client_reference(count):
     key = dispatch_key(keys)
     assert len(key) <= 128
     assert key.startswith("scn-")
+
+
+@pytest.mark.parametrize(
+    ("body", "parameters", "expected"),
+    [
+        ("Hi ${p1}!", {"p1": {"+1": "Ada"}}, "Hi Ada!"),  # one placeholder
+        ("${p1} and ${p2}", {"p1": {"+1": "a"}, "p2": {"+1": "b"}}, "a and b"),  # two
+        ("Plain text", None, "Plain text"),  # no parameters: the body as it is
+        ("Cost: $5", {}, "Cost: $5"),  # a lone $ is text
+    ],
+)
+def test_recipient_text_renders_placeholders_as_sinch_does(body, parameters, expected):
+    assert recipient_text(body, parameters, "+1") == expected

@@ -446,3 +446,45 @@ def test_a_test_send_goes_through_the_send_path_but_counts_nowhere(sqlite_store,
     assert sqlite_store.messages_sent_since(["c1"], NOW - timedelta(days=1)) == {}
     with pytest.raises(Exception, match="not a message node"):
         send_test(runtime, scenario, "start", sqlite_store.customer("c1"))
+
+
+def test_changing_the_default_provider_reroutes_existing_scenarios(sqlite_store):
+    first, second = FakeSinch(), FakeSinch()
+    integrations = {"first": {"type": "simulator"}, "second": {"type": "simulator"}}
+
+    def runtime_with_default(name: str) -> Runtime:
+        settings = project_settings(integrations=integrations, default_sms_provider=name)
+        gateways = {
+            gateway_name: SinchSmsGateway(
+                gateway_name,
+                SinchSmsClient(
+                    SinchSmsCredentials(
+                        service_plan_id="plan", api_token="token", base_url="https://sinch.test"
+                    ),
+                    transport=httpx.MockTransport(fake),
+                    max_attempts=1,
+                ),
+            )
+            for gateway_name, fake in (("first", first), ("second", second))
+        }
+        return Runtime(settings, sqlite_store, GatewayPool(settings, gateways))
+
+    customers(sqlite_store, [person(1)])
+    text = scenario_text(
+        nodes="""
+  - {id: start, type: trigger, kind: launch}
+  - {id: hello, type: sms, text: "Hello"}
+  - {id: later, type: wait, duration: 1d}
+  - {id: again, type: sms, text: "Hello again"}
+""",
+        edges="""
+  - {from: start, to: hello}
+  - {from: hello, to: later}
+  - {from: later, to: again}
+""",
+    )
+    run(runtime_with_default("first"), text)
+    # The project's default SMS provider changes; the scenario file does not.
+    tick_scenario(runtime_with_default("second"), "test", now=lambda: NOW + timedelta(days=1))
+    assert first.texts() == {"+12025550001": ["Hello"]}
+    assert second.texts() == {"+12025550001": ["Hello again"]}

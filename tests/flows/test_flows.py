@@ -77,7 +77,11 @@ def audience(project: Path, count: int) -> Store:
     ids = [f"c{n:05d}" for n in range(count)]
     store.upsert_customers(
         [
-            {"id": cid, "phone": f"+1202{2_000_000 + n:07d}", "attributes": {"first_name": f"Ann {n}"}}
+            {
+                "id": cid,
+                "phone": f"+1202{2_000_000 + n:07d}",
+                "attributes": {"first_name": f"Ann {n}"},
+            }
             for n, cid in enumerate(ids)
         ],
         now,
@@ -208,3 +212,29 @@ def test_an_api_token_can_come_from_a_prefect_secret_block(prefect_api):
     token = integration.api_token()
     assert token.get_secret_value() == "sinch-s3cret"
     assert "sinch-s3cret" not in repr(token) and "sinch-s3cret" not in repr(integration)
+
+
+def test_the_infobip_path_tracks_refused_recipients_alone(prefect_api, project, simulator):
+    settings = yaml.safe_load((project / "scenarist.yaml").read_text())
+    settings["integrations"]["infobip"] = {
+        "type": "simulator",
+        "url": simulator.url,
+        "api": "infobip_sms",
+    }
+    settings["default_sms_provider"] = "infobip"
+    (project / "scenarist.yaml").write_text(yaml.safe_dump(settings))
+    store = audience(project, 20)
+    # Infobip answers 200 for the request and refuses this one destination inside it.
+    simulator.set_config(SimulatorConfig(reject_prefixes=["12022000003"]))
+    launch(project)
+    launch(project)  # the same launch again sends nobody anything
+    stats = simulator.stats()
+    assert stats["messages"] == 19 and stats["max_per_recipient"] == 1
+    assert simulator.messages("+12022000007")[0]["provider"] == "infobip_sms"
+    events = {e["customer_id"]: e for e in store.campaign_events("hello")}
+    assert len(events) == 20
+    refused = events["c00003"]
+    assert refused["status"] == "enqueue_failed"
+    assert refused["properties"]["error"] == "REJECTED_DESTINATION"
+    assert refused["properties"]["status_code"] == 14
+    assert {e["status"] for cid, e in events.items() if cid != "c00003"} == {"enqueued"}

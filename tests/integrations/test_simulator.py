@@ -1,5 +1,6 @@
-"""The provider simulator: Sinch's validation and shapes through Starlette's TestClient,
-then the real SinchSmsClient against a simulator process over loopback."""
+"""The provider simulator: Sinch's and Infobip's validation and shapes through Starlette's
+TestClient, then the real SinchSmsClient and InfobipSmsClient against a simulator process
+over loopback."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from integrations.infobip_sms import InfobipMessage, InfobipSmsClient
 from integrations.simulator.app import create_app
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.server import SimulatorProcess
@@ -421,3 +423,340 @@ def test_timeout_after_accept_is_reconciled_not_resent(sim):
     assert counters["messages"] == 200 and counters["recipients"] == 200
     assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
     assert sim.messages(to[42])[0]["batch_id"] == receipt.batch_id
+
+
+# -- Infobip API ---------------------------------------------------------------------------
+
+INFOBIP = "/sms/3/messages"
+APP_KEY = {"Authorization": "App simulator-key"}
+
+
+def infobip_request(*messages: dict[str, Any], bulk_id: str | None = "bulk-1") -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": list(messages)}
+    if bulk_id is not None:
+        body["options"] = {"schedule": {"bulkId": bulk_id}, "includeSmsCountInResponse": True}
+    return body
+
+
+def infobip_message(*destinations: tuple[str, str], text: str = "Hello", sender: str = "InfoSMS"):
+    return {
+        "sender": sender,
+        "destinations": [{"to": to, "messageId": mid} for to, mid in destinations],
+        "content": {"text": text},
+    }
+
+
+def statuses(response) -> dict[str, tuple[int, str]]:
+    """messageId -> (status id, status name) from an Infobip 200 answer."""
+    return {
+        m["messageId"]: (m["status"]["id"], m["status"]["name"])
+        for m in response.json()["messages"]
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no Authorization header
+        {"Authorization": "App wrong-key"},  # unknown key
+        {"Authorization": "Bearer simulator-key"},  # Sinch's scheme
+        {"Authorization": "Basic simulator-key"},
+    ],
+)
+def test_infobip_bad_credentials_get_401_with_v3_error_body(client_for, headers):
+    http = client_for()
+    sent = infobip_request(infobip_message(("41793026727", "m-1")))
+    response = http.post(INFOBIP, json=sent, headers=headers)
+    assert response.status_code == 401
+    body = response.json()
+    assert (body["errorCode"], body["description"]) == ("E401", "Unauthorized")
+    assert body["violations"] == []
+    counters = stats(http)
+    assert (counters["bulks"], counters["messages"]) == (0, 0)
+
+
+def test_infobip_keys_come_from_the_config(client_for):
+    http = client_for(infobip_api_keys=["key-a", "key-b"])
+    sent = infobip_request(infobip_message(("41793026727", "m-1")))
+    assert http.post(INFOBIP, json=sent, headers=APP_KEY).status_code == 401
+    assert http.post(INFOBIP, json=sent, headers={"Authorization": "App key-b"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "properties"),
+    [
+        # not JSON at all
+        (b'{"messages": [', [""]),
+        # JSON, but not an object
+        (b"[1, 2]", [""]),
+        # no messages
+        ({"options": {}}, ["messages"]),
+        ({"messages": []}, ["messages"]),
+        # each required field of a message, every violation reported at once
+        (
+            infobip_request(
+                {"destinations": [{"to": "41793026727"}], "content": {"text": "Hi"}},
+                {"sender": "InfoSMS", "destinations": [{"to": "41793026834"}], "content": {}},
+                {"sender": "InfoSMS", "content": {"text": "Hi"}},
+                {"sender": "InfoSMS", "destinations": [{"to": "41793026727"}]},
+            ),
+            [
+                "messages[0].sender",
+                "messages[1].content.text",
+                "messages[2].destinations",
+                "messages[3].content",
+            ],
+        ),
+        # a destination without `to`, a messageId longer than Infobip's 200 characters
+        (
+            infobip_request(
+                infobip_message(("41793026727", "m-1")),
+                {
+                    "sender": "InfoSMS",
+                    "destinations": [
+                        {"messageId": "m-2"},
+                        {"to": "41793026834", "messageId": "x" * 201},
+                    ],
+                    "content": {"text": "Hi"},
+                },
+            ),
+            ["messages[1].destinations[0].to", "messages[1].destinations[1].messageId"],
+        ),
+    ],
+)
+def test_infobip_invalid_requests_get_e400_with_violations_and_record_nothing(
+    client_for, content, properties
+):
+    http = client_for()
+    if isinstance(content, bytes):
+        response = http.post(
+            INFOBIP, content=content, headers={**APP_KEY, "Content-Type": "application/json"}
+        )
+    else:
+        response = http.post(INFOBIP, json=content, headers=APP_KEY)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["errorCode"] == "E400"
+    assert body["description"] == "Request cannot be processed."
+    assert [v["property"] for v in body["violations"]] == properties
+    assert all(v["violation"] for v in body["violations"])
+    counters = stats(http)
+    assert (counters["bulks"], counters["messages"], counters["failed"]) == (0, 0, 0)
+
+
+def test_infobip_mixed_destinations_are_accepted_or_rejected_one_by_one(client_for):
+    http = client_for(reject_prefixes=["447"])
+    sent = infobip_request(
+        infobip_message(("41793026727", "m-1"), ("447491163443", "m-2"), text="Hi Ann"),
+        infobip_message(("+41793026834", "m-3"), ("12", "m-4"), text="Grüß dich", sender="Shop"),
+    )
+    response = http.post(INFOBIP, json=sent, headers=APP_KEY)
+
+    assert response.status_code == 200  # a refused destination does not fail the request
+    body = response.json()
+    assert body["bulkId"] == "bulk-1"
+    assert statuses(response) == {
+        "m-1": (26, "PENDING_ACCEPTED"),
+        "m-2": (14, "REJECTED_DESTINATION"),  # a reject_prefixes number
+        "m-3": (26, "PENDING_ACCEPTED"),
+        "m-4": (8, "REJECTED_PREFIX_MISSING"),  # not a phone number
+    }
+    first = body["messages"][0]
+    assert first["status"]["groupId"] == 1 and first["status"]["groupName"] == "PENDING"
+    assert body["messages"][1]["status"]["groupId"] == 5
+    assert first["destination"] == "41793026727"
+    assert first["details"] == {"messageCount": 1}
+
+    counters = stats(http)
+    assert (counters["bulks"], counters["batches"]) == (1, 0)
+    assert (counters["messages"], counters["failed"], counters["recipients"]) == (2, 2, 2)
+    assert counters["provider_messages"] == {"sinch_sms": 0, "infobip_sms": 2}
+    (received,) = http.get("/_simulator/messages", params={"to": "+41793026834"}).json()["messages"]
+    assert received["provider"] == "infobip_sms"
+    assert (received["from"], received["body"]) == ("Shop", "Grüß dich")
+    assert (received["batch_id"], received["client_reference"], received["message_id"]) == (
+        "bulk-1",
+        "bulk-1",
+        "m-3",
+    )
+    assert http.get("/_simulator/messages", params={"to": "447491163443"}).json()["count"] == 0
+
+
+def test_infobip_duplicate_message_id_is_refused_and_not_counted_again(client_for):
+    http = client_for()
+    sent = infobip_request(infobip_message(("41793026727", "m-1"), ("41793026834", "m-2")))
+    assert http.post(INFOBIP, json=sent, headers=APP_KEY).status_code == 200
+    # the same request again (a client retry), plus one new destination
+    again = infobip_request(
+        infobip_message(("41793026727", "m-1"), ("41793026834", "m-2"), ("41793026700", "m-3"))
+    )
+    response = http.post(INFOBIP, json=again, headers=APP_KEY)
+
+    assert response.status_code == 200
+    assert statuses(response) == {
+        "m-1": (23, "REJECTED_DUPLICATE_MESSAGE_ID"),
+        "m-2": (23, "REJECTED_DUPLICATE_MESSAGE_ID"),
+        "m-3": (26, "PENDING_ACCEPTED"),
+    }
+    counters = stats(http)
+    assert counters["messages"] == 3 and counters["recipients"] == 3
+    assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
+    assert counters["duplicate_message_ids"] == 2
+    assert counters["failed"] == 0
+
+
+def test_infobip_without_message_ids_or_bulk_id_gets_generated_ones(client_for):
+    http = client_for()
+    sent = infobip_request(
+        {
+            "sender": "InfoSMS",
+            "destinations": [{"to": "41793026727"}],
+            "content": {"text": "x" * 161},
+        },
+        bulk_id=None,
+    )
+    response = http.post(INFOBIP, json=sent, headers=APP_KEY)
+    (message,) = response.json()["messages"]
+    assert response.json()["bulkId"] and message["messageId"]
+    assert message["status"]["name"] == "PENDING_ACCEPTED"
+    assert "details" not in message  # includeSmsCountInResponse was not asked for
+    (received,) = http.get("/_simulator/messages", params={"to": "41793026727"}).json()["messages"]
+    assert received["client_reference"] is None
+    assert received["message_id"] == message["messageId"]
+
+
+def test_sinch_and_infobip_share_the_per_recipient_counters(client_for):
+    http = client_for()
+    one = "15551231234"
+    assert (
+        http.post(BATCHES, json=batch(to=[one], client_reference="k"), headers=AUTH).status_code
+        == 201
+    )
+    infobip = infobip_request(infobip_message((one, "m-1"), text="Hi again"), bulk_id="k")
+    assert http.post(INFOBIP, json=infobip, headers=APP_KEY).status_code == 200
+
+    counters = stats(http)
+    assert (counters["batches"], counters["bulks"]) == (1, 1)
+    assert counters["messages"] == 2 and counters["recipients"] == 1
+    assert counters["provider_messages"] == {"sinch_sms": 1, "infobip_sms": 1}
+    assert counters["max_per_recipient"] == 2 and counters["repeat_recipients"] == 1
+    # the same send key reached the number through both providers: an exactly-once breach
+    assert counters["duplicates"] == 1
+    received = http.get("/_simulator/messages", params={"to": "+" + one}).json()["messages"]
+    assert [(m["provider"], m["body"]) for m in received] == [
+        ("sinch_sms", "Hi Ann"),
+        ("infobip_sms", "Hi again"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        # refused for load, with Retry-After
+        ({"error_429_rate": 1, "retry_after_seconds": 2}, 429, "E429"),
+        # a server error
+        ({"error_5xx_rate": 1}, 500, "E500"),
+        # a hang and then a gateway timeout
+        ({"timeout_rate": 1, "hang_seconds": 0.01}, 504, "E504"),
+    ],
+)
+def test_infobip_faults_answer_errors_and_record_nothing(client_for, config, status, code):
+    http = client_for(**config)
+    sent = infobip_request(infobip_message(("41793026727", "m-1")))
+    response = http.post(INFOBIP, json=sent, headers=APP_KEY)
+    assert response.status_code == status
+    assert response.json()["errorCode"] == code
+    if status == 429:
+        assert response.headers["Retry-After"] == "2"
+    counters = stats(http)
+    assert (counters["bulks"], counters["messages"]) == (0, 0)
+    assert sum(counters["faults"].values()) == 1
+    # nothing was recorded, so the same messageId is accepted once the fault is gone
+    http.put("/_simulator/config", json={})
+    assert statuses(http.post(INFOBIP, json=sent, headers=APP_KEY)) == {
+        "m-1": (26, "PENDING_ACCEPTED")
+    }
+
+
+def test_infobip_hang_after_accept_records_then_answers_late(client_for):
+    http = client_for(hang_after_accept=[2], hang_seconds=0.3)
+    elapsed = []
+    for i in range(3):
+        sent = infobip_request(infobip_message((f"4179302672{i}", f"m-{i}")))
+        started = time.monotonic()
+        assert http.post(INFOBIP, json=sent, headers=APP_KEY).status_code == 200
+        elapsed.append(time.monotonic() - started)
+    assert elapsed[1] >= 0.3 > max(elapsed[0], elapsed[2])  # only the 2nd request hung
+    counters = stats(http)
+    assert counters["bulks"] == 3 and counters["messages"] == 3
+    assert counters["faults"]["hang_after_accept"] == 1
+
+
+def test_reset_forgets_infobip_message_ids(client_for):
+    http = client_for()
+    sent = infobip_request(infobip_message(("41793026727", "m-1")))
+    http.post(INFOBIP, json=sent, headers=APP_KEY)
+    http.post("/_simulator/reset")
+    assert statuses(http.post(INFOBIP, json=sent, headers=APP_KEY)) == {
+        "m-1": (26, "PENDING_ACCEPTED")
+    }
+    assert stats(http)["duplicate_message_ids"] == 0
+
+
+# -- end to end: the real Infobip client over loopback ---------------------------------------
+
+
+def test_thousand_infobip_destinations_in_one_request_through_the_real_client(sim):
+    to = recipients(1000)
+    messages = [
+        InfobipMessage(
+            sender="InfoSMS",
+            destinations=[(number, f"e2e:ib:{i}")],
+            text=f"Hi Customer {i}",
+        )
+        for i, number in enumerate(to[:500])
+    ]
+    messages.append(
+        InfobipMessage(
+            sender="InfoSMS",
+            destinations=[(number, f"e2e:ib:{i}") for i, number in enumerate(to[500:], 500)],
+            text="Hello everyone else",
+        )
+    )
+    sim.set_config(SimulatorConfig(reject_prefixes=["15550000999"]))  # rejects to[999]
+    with InfobipSmsClient(sim.infobip_credentials()) as client:
+        results = client.send(messages, bulk_id="e2e:bulk:1")
+
+    assert [r.to for r in results] == to
+    assert [r.accepted for r in results] == [True] * 999 + [False]
+    assert (results[-1].status_code, results[-1].error) == (14, "REJECTED_DESTINATION")
+    counters = sim.stats()
+    assert counters["requests"]["infobip_post"] == 1 and counters["bulks"] == 1
+    assert (counters["messages"], counters["failed"]) == (999, 1)
+    assert counters["recipients"] == 999
+    assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
+    (message,) = sim.messages(to[3])
+    assert (message["provider"], message["body"]) == ("infobip_sms", "Hi Customer 3")
+    assert (message["batch_id"], message["message_id"]) == ("e2e:bulk:1", "e2e:ib:3")
+    assert sim.messages(to[700])[0]["body"] == "Hello everyone else"
+    assert sim.messages(to[999]) == []
+
+
+def test_infobip_timeout_after_accept_is_resent_and_counted_once(sim):
+    sim.set_config(SimulatorConfig(hang_after_accept=[1], hang_seconds=3))
+    to = recipients(200)
+    message = InfobipMessage(
+        sender="InfoSMS", destinations=[(n, f"e2e:hang:{i}") for i, n in enumerate(to)], text="Once"
+    )
+    with InfobipSmsClient(
+        sim.infobip_credentials(), timeout_seconds=0.4, backoff_seconds=0.05
+    ) as client:
+        results = client.send([message], bulk_id="e2e:hang")
+
+    assert all(r.accepted for r in results) and len(results) == 200
+    counters = sim.stats()
+    assert counters["faults"]["hang_after_accept"] == 1
+    assert counters["requests"]["infobip_post"] == 2  # the lost answer made it resend
+    assert counters["duplicate_message_ids"] == 200  # ... and every destination was refused
+    assert counters["messages"] == 200 and counters["recipients"] == 200
+    assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
