@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from engine.templates import SplitTemplate
 
@@ -41,6 +42,8 @@ class PlannedDispatch:
     recipients: tuple[str, ...]
     send_keys: tuple[str, ...]
     parameters: dict[str, dict[str, str]] | None = None
+    # What a channel adds to the request (an MMS's subject, media and fallback).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def payload(self, sender: str) -> dict:
         """What is stored as the intent and resent verbatim after a crash: the provider-
@@ -51,6 +54,7 @@ class PlannedDispatch:
             "recipients": list(self.recipients),
             "send_keys": list(self.send_keys),
             "parameters": self.parameters,
+            **self.extra,
         }
 
 
@@ -96,8 +100,28 @@ def plan_dispatches(
     return plans
 
 
+def plan_by_content(
+    messages: Sequence[Outgoing],
+    extras: Sequence[dict[str, Any]],
+    max_recipients: int = MAX_RECIPIENTS,
+) -> list[PlannedDispatch]:
+    """Group messages whose text and extras are identical (MMS: subject, media, fallback)."""
+    groups: dict[str, tuple[dict[str, Any], list[Outgoing]]] = {}
+    for message, extra in zip(messages, extras, strict=True):
+        identity = repr((message.text, sorted(extra.items())))
+        groups.setdefault(identity, (extra, []))[1].append(message)
+    return [
+        _plan(chunk, chunk[0].text, None, extra)
+        for extra, group in groups.values()
+        for chunk in _chunks_with_distinct_phones(group, max_recipients)
+    ]
+
+
 def _plan(
-    chunk: list[Outgoing], body: str, parameters: dict[str, dict[str, str]] | None
+    chunk: list[Outgoing],
+    body: str,
+    parameters: dict[str, dict[str, str]] | None,
+    extra: dict[str, Any] | None = None,
 ) -> PlannedDispatch:
     keys = tuple(m.send_key for m in chunk)
     return PlannedDispatch(
@@ -106,6 +130,7 @@ def _plan(
         recipients=tuple(m.phone for m in chunk),
         send_keys=keys,
         parameters=parameters,
+        extra=extra or {},
     )
 
 

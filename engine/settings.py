@@ -99,19 +99,89 @@ class InfobipSmsIntegration(_Strict):
         return read_secret(self.api_key_env, self.api_key_block)
 
 
+class InfobipMmsIntegration(InfobipSmsIntegration):
+    """An Infobip account's MMS API."""
+
+    type: Literal["infobip_mms"]  # type: ignore[assignment]
+
+
+class SinchMmsIntegration(_Strict):
+    """A Sinch MMS account (the MMS JSON API): its own queue and rate limit."""
+
+    type: Literal["sinch_mms"]
+    service_id: str
+    api_key_env: str | None = None
+    api_key_block: str | None = None
+    base_url: str = "https://api.ci.mblox.com"
+    rate_limit: float = Field(default=10.0, gt=0, description="messages per second")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> SinchMmsIntegration:
+        _one_source(self.api_key_env, self.api_key_block, "api_key")
+        return self
+
+    def api_key(self) -> SecretStr:
+        return read_secret(self.api_key_env, self.api_key_block)
+
+
+class SinchConversationIntegration(_Strict):
+    """A Sinch Conversation API app with the MMS channel (`channel_credentials` as in the
+    seed); `default_sender` is used when a node names none."""
+
+    type: Literal["sinch_conversation"]
+    project_id: str
+    app_id: str
+    key_id: str
+    key_secret_env: str | None = None
+    key_secret_block: str | None = None
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None
+    rate_limit: float = Field(default=10.0, gt=0, description="messages per second")
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> SinchConversationIntegration:
+        _one_source(self.key_secret_env, self.key_secret_block, "key_secret")
+        return self
+
+    def key_secret(self) -> SecretStr:
+        return read_secret(self.key_secret_env, self.key_secret_block)
+
+
 class SimulatorIntegration(_Strict):
     """The local provider simulator, spoken to with the real client of the API it plays."""
 
     type: Literal["simulator"]
     url: str = "http://127.0.0.1:8765"
-    api: Literal["sinch_sms", "infobip_sms"] = "sinch_sms"
+    api: Literal["sinch_sms", "infobip_sms", "sinch_mms", "infobip_mms", "sinch_conversation"] = (
+        "sinch_sms"
+    )
     rate_limit: float = Field(default=1_000_000.0, gt=0, description="messages per second")
 
 
 Integration = Annotated[
-    SinchSmsIntegration | InfobipSmsIntegration | SimulatorIntegration,
+    SinchSmsIntegration
+    | InfobipSmsIntegration
+    | InfobipMmsIntegration
+    | SinchMmsIntegration
+    | SinchConversationIntegration
+    | SimulatorIntegration,
     Field(discriminator="type"),
 ]
+
+# What each API sends: SMS APIs carry SMS nodes, MMS APIs carry MMS nodes.
+API_CHANNELS = {
+    "sinch_sms": "sms",
+    "infobip_sms": "sms",
+    "sinch_mms": "mms",
+    "infobip_mms": "mms",
+    "sinch_conversation": "mms",
+}
+
+
+def integration_api(integration: BaseModel) -> str:
+    """The provider API an integration speaks (the simulator plays one of them)."""
+    return integration.api if isinstance(integration, SimulatorIntegration) else integration.type
+
 
 SenderType = Literal["short_code", "toll_free", "10dlc", "long_number"]
 
@@ -145,7 +215,8 @@ class Settings(_Strict):
     integrations: dict[str, Integration] = Field(
         default_factory=lambda: {"simulator": SimulatorIntegration(type="simulator")}
     )
-    default_sms_provider: str = "simulator"
+    default_sms_provider: str | None = "simulator"
+    default_mms_provider: str | None = None
     senders: list[Sender] = Field(default_factory=list)
     consent_categories: list[str] = Field(default_factory=lambda: ["sms_marketing"])
     frequency_policies: dict[str, FrequencyPolicy] = Field(default_factory=dict)
@@ -184,12 +255,26 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
-        if self.default_sms_provider not in self.integrations:
-            raise ValueError(
-                f"default_sms_provider '{self.default_sms_provider}' is not one of the "
-                f"integrations: {sorted(self.integrations)}"
-            )
+        for channel in ("sms", "mms"):
+            name = self.default_provider(channel)
+            if name is None:
+                continue
+            if name not in self.integrations:
+                raise ValueError(
+                    f"default_{channel}_provider '{name}' is not one of the integrations: "
+                    f"{sorted(self.integrations)}"
+                )
+            if channel not in self.channels(name):
+                raise ValueError(f"default_{channel}_provider '{name}' does not send {channel}")
         return self
+
+    def default_provider(self, channel: str) -> str | None:
+        """The integration that nodes of `channel` ("sms", "mms") use unless they name one."""
+        return self.default_sms_provider if channel == "sms" else self.default_mms_provider
+
+    def channels(self, name: str) -> set[str]:
+        """What the integration `name` can send."""
+        return {API_CHANNELS[integration_api(self.integrations[name])]}
 
     def sender(self, name: str | None) -> Sender | None:
         """The named predefined sender, or the default one when `name` is None."""

@@ -6,6 +6,7 @@ module in `nodes/` is not registered.
 
 from nodes.base import NodeConfig
 from nodes.condition import ConditionNode
+from nodes.mms import MmsNode
 from nodes.silent_hours import SilentHoursNode
 from nodes.sms import SmsNode
 from nodes.trigger import TriggerNode
@@ -17,4 +18,5 @@ NODE_TYPES: dict[str, type[NodeConfig]] = {
     "silent_hours": SilentHoursNode,
     "condition": ConditionNode,
     "sms": SmsNode,
+    "mms": MmsNode,
 }

@@ -1,74 +1,46 @@
 """SMS: send a personalised text message through the project's SMS integration.
 
-Each batch goes through these steps, one Prefect task run each:
-
-1. `resume`: customers whose message was already decided by an earlier attempt skip the
-   policies (a retried tick re-checks nothing it already decided, and sends nothing twice);
-2. `consent`: no grant in the scenario's consent category: not sent, reason recorded;
-3. `frequency_policy`: at or over the policy's cap: not sent, reason recorded;
-4. `silent_hours`: inside the scenario's silent hours: held at this node until they end;
-5. `render`: Jinja in the sandbox with StrictUndefined, then GSM-7/UCS-2 detection and the
-   part count; a customer whose text fails to render fails alone, not the batch;
-6. `send`: the intent (every request's payload) is written first, then each request is
-   sent and its answer recorded; an intent left by a crash is first looked up at the
-   provider by its key and sent only if the provider never got it;
-7. `track`: one campaign event per send (enqueued or enqueue_failed), exactly once.
-
-`integration` names the project integration to send through; left out, the project's
-default SMS provider is used at send time, so changing the default re-routes every SMS
-node of every scenario without editing scenario files.
+The steps every message node shares (policies, send, tracking) are in `nodes/messaging.py`.
+This node's own part: the text (Jinja, at most 1,600 characters), its GSM-7/UCS-2
+segmentation, and requests where each template expression rides as a Sinch parameter.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from engine.dispatch import Outgoing, plan_dispatches
-from engine.errors import ProviderError, TemplateError
+from engine.dispatch import Outgoing, PlannedDispatch, plan_dispatches
+from engine.errors import TemplateError
 from engine.segments import segment
 from engine.senders import sender_refusal
-from engine.silent_hours import silent_until
 from engine.templates import render_many, split_template, syntax_error
-from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+from nodes.base import JourneyItem
+from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
     from engine.scenario import Scenario
     from engine.settings import Sender, Settings
 
-MAX_TEXT_LENGTH = 1600
-ACTION_TYPE = "sms"
-# Failures of the message itself: the journey fails with them. Anything else that stops
-# a message (no phone, a sender that cannot reach the country, a provider's refusal) is
-# tracked as enqueue_failed and the journey goes on.
-COMPOSITION_ERRORS = ("template_error", "text_too_long", "too_many_parts")
 
-
-class SmsNode(NodeConfig):
+class SmsNode(MessageNode):
     """Send an SMS to each customer, personalised with Jinja."""
 
-    is_action: ClassVar[bool] = True
+    channel = "sms"
 
     type: Literal["sms"]
     text: str = Field(min_length=1)
-    sender: str | None = None
-    integration: str | None = None
 
     def problems(self, settings: Settings) -> list[tuple[str, str]]:
-        found = []
+        found = super().problems(settings)
         if error := syntax_error(self.text):
             found.append(("text", f"template syntax error at {error}"))
         if len(self.text) > MAX_TEXT_LENGTH:
             found.append(
                 ("text", f"text has {len(self.text)} characters; the maximum is {MAX_TEXT_LENGTH}")
             )
-        if self.sender is not None and settings.sender(self.sender) is None:
-            found.append(("sender", f"sender '{self.sender}' is not a predefined sender"))
-        if not settings.senders:
-            found.append(("sender", "the project has no predefined senders to send from"))
         literal = self._literal_text()
         if settings.max_message_parts is not None and literal is not None:
             parts = segment(literal).parts
@@ -80,8 +52,6 @@ class SmsNode(NodeConfig):
                         f"{settings.max_message_parts} (max_message_parts)",
                     )
                 )
-        if self.integration is not None and self.integration not in settings.integrations:
-            found.append(("integration", f"integration '{self.integration}' is not configured"))
         return found
 
     def _literal_text(self) -> str | None:
@@ -89,102 +59,6 @@ class SmsNode(NodeConfig):
         the template is literal text and expressions only."""
         split = split_template(self.text)
         return "".join(split.literals) if split is not None else None
-
-    def steps(self) -> Sequence[Step]:
-        return (
-            Step("resume", self.resume),
-            Step("consent", self.check_consent),
-            Step("frequency_policy", self.apply_frequency_policy),
-            Step("silent_hours", self.apply_silent_hours),
-            Step("render", self.render),
-            Step("send", self.send),
-            Step("track", self.track),
-        )
-
-    # -- steps -------------------------------------------------------------------------
-
-    def send_key(self, ctx: NodeContext, item: JourneyItem) -> str:
-        """Scenario version, node, customer and journey entry: unique per message."""
-        key = item.notes.get("send_key")
-        if key is None:
-            key = f"{ctx.scenario.id}/{item.version}/{self.id}/{item.customer_id}/{item.entry}"
-            item.notes["send_key"] = key
-        return key
-
-    def resume(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        prior = ctx.store.sends_by_key([self.send_key(ctx, item) for item in items])
-        live, moves = [], []
-        for item in items:
-            send = prior.get(self.send_key(ctx, item))
-            if send is None:
-                live.append(item)
-            elif send["state"] in ("pending", "enqueued", "enqueue_failed") and not send["tracked"]:
-                item.notes["resumed"] = send["state"]
-                live.append(item)
-            else:
-                moves.append(self._after_send(item, send))
-        return StepResult(live, moves)
-
-    def check_consent(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        category = ctx.scenario.settings.consent_category
-        fresh = [item for item in items if "resumed" not in item.notes]
-        granted = ctx.store.consented([item.customer_id for item in fresh], category)
-        refused = [item for item in fresh if item.customer_id not in granted]
-        return self._suppress(ctx, items, refused, f"no consent: {category}")
-
-    def apply_frequency_policy(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        name = ctx.scenario.settings.frequency_policy
-        if name is None:
-            return StepResult(items)
-        policy = ctx.settings.frequency_policies[name]
-        fresh = [item for item in items if "resumed" not in item.notes]
-        sent = ctx.store.messages_sent_since(
-            [item.customer_id for item in fresh], ctx.now - policy.window
-        )
-        over = []
-        for item in fresh:
-            # Counted as we go: one customer may hold two entries in the same batch.
-            if sent.get(item.customer_id, 0) >= policy.max_messages:
-                over.append(item)
-            else:
-                sent[item.customer_id] = sent.get(item.customer_id, 0) + 1
-        return self._suppress(ctx, items, over, f"frequency policy: {name}")
-
-    def apply_silent_hours(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        rule = ctx.scenario.silent_hours(ctx.settings)
-        if rule is None:
-            return StepResult(items)
-        live, moves = [], []
-        for item in items:
-            until = None
-            if "resumed" not in item.notes:
-                until = silent_until(rule, ctx.now, ctx.zone(item, rule.timezone))
-            if until is None:
-                live.append(item)
-            else:
-                moves.append(Move.stay(item, until))
-        return StepResult(live, moves)
-
-    def render(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        fresh = [item for item in items if "resumed" not in item.notes]
-        for item, composed in zip(
-            fresh, self.compose(ctx.settings, ctx.scenario, fresh), strict=True
-        ):
-            item.notes.update(composed)
-        ctx.store.record_sends(
-            [
-                self._send_row(ctx, item, "enqueue_failed", error=failure[0], comment=failure[1])
-                for item in fresh
-                if (failure := item.notes.get("failure"))
-            ]
-        )
-        return StepResult(items)
-
-    def sender_for(self, settings: Settings, scenario: Scenario) -> Sender:
-        """The node's sender, else the scenario's, else the project's default."""
-        sender = settings.sender(self.sender or scenario.settings.sender)
-        assert sender is not None, "validation guarantees a predefined sender"
-        return sender
 
     def compose(
         self, settings: Settings, scenario: Scenario, items: list[JourneyItem]
@@ -242,150 +116,11 @@ class SmsNode(NodeConfig):
             "segmentation": segmentation,
         }
 
-    def send(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        integration = self.integration or ctx.settings.default_sms_provider
-        sender = self.sender_for(ctx.settings, ctx.scenario)
-
-        to_send = [i for i in items if "text" in i.notes and "failure" not in i.notes]
-        plans = plan_dispatches(
+    def plan(self, ctx: NodeContext, items: list[JourneyItem]) -> list[PlannedDispatch]:
+        return plan_dispatches(
             [
                 Outgoing(self.send_key(ctx, i), i.phone or "", i.notes["text"], i.notes["values"])
-                for i in to_send
+                for i in items
             ],
             split_template(self.text),
         )
-        resumed = [self.send_key(ctx, i) for i in items if i.notes.get("resumed") == "pending"]
-        keys = [plan.key for plan in plans]
-        keys += [send["dispatch_key"] for send in ctx.store.sends_by_key(resumed).values()]
-        # Intents already stored were written by an earlier attempt (a crash, a retried
-        # task): the provider may have them, so they are looked up before any resend.
-        earlier = ctx.store.pending_dispatch_keys(keys)
-
-        by_key = {self.send_key(ctx, item): item for item in to_send}
-        ctx.store.record_dispatch_intents(
-            [
-                {
-                    "key": plan.key,
-                    "integration": integration,
-                    "state": "pending",
-                    "payload": plan.payload(sender.number),
-                    "created_at": ctx.now,
-                    "updated_at": ctx.now,
-                }
-                for plan in plans
-            ],
-            [
-                self._send_row(ctx, by_key[key], "pending", dispatch_key=plan.key)
-                for plan in plans
-                for key in plan.send_keys
-            ],
-        )
-        for dispatch in ctx.store.pending_dispatches(keys):
-            self._dispatch(ctx, dispatch, reconcile=dispatch["key"] in earlier)
-        return StepResult(items)
-
-    def track(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        sends = ctx.store.untracked_sends([self.send_key(ctx, item) for item in items])
-        ctx.store.track_campaign_events([self.campaign_event(ctx, send) for send in sends])
-        by_key = {send["key"]: send for send in sends}
-        moves = []
-        for item in items:
-            send = by_key.get(self.send_key(ctx, item))
-            moves.append(self._after_send(item, send))
-        return StepResult([], moves)
-
-    # -- helpers -----------------------------------------------------------------------
-
-    def campaign_event(self, ctx: NodeContext, send: dict[str, Any]) -> dict[str, Any]:
-        """The seeds' campaign event for one send, with the scenario's tracking attributes."""
-        scenario = ctx.scenario
-        properties = {
-            **scenario.settings.tracking,
-            "action_type": ACTION_TYPE,
-            "status": send["state"],
-            "action_id": scenario.action_ids[self.id],
-            "action_name": self.id,
-            "campaign_id": scenario.id,
-            "campaign_name": scenario.name,
-            "campaign_policy": scenario.settings.frequency_policy,
-            "consent_category": scenario.settings.consent_category,
-            "status_code": send["status_code"],
-            "error": send["error"],
-            "comment": send["comment"],
-            "number_of_message_parts": send["parts"],
-            "recipient": send["phone"],
-        }
-        if send["test"]:
-            properties["test"] = True
-        return {
-            "name": ctx.settings.campaign_event_name,
-            "customer_id": send["customer_id"],
-            "scenario_id": scenario.id,
-            "status": send["state"],
-            "send_key": send["key"],
-            "test": send["test"],
-            "timestamp": ctx.now,
-            "properties": properties,
-        }
-
-    def _dispatch(self, ctx: NodeContext, dispatch: dict[str, Any], reconcile: bool) -> None:
-        """Send one stored request through its integration and record the answer."""
-        gateway = ctx.gateways.get(dispatch["integration"])
-        try:
-            outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
-        except ProviderError as exc:
-            ctx.store.resolve_dispatch(
-                dispatch["key"],
-                enqueued=False,
-                now=ctx.now,
-                status_code=exc.status_code,
-                error=exc.code or ("provider_unreachable" if exc.retryable else "rejected"),
-                comment=exc.text,
-            )
-            return
-        ctx.store.resolve_dispatch(
-            dispatch["key"],
-            enqueued=True,
-            provider_id=outcome.provider_id,
-            refused=outcome.refused,
-            now=ctx.now,
-        )
-
-    def _suppress(
-        self, ctx: NodeContext, items: list[JourneyItem], refused: list[JourneyItem], reason: str
-    ) -> StepResult:
-        if not refused:
-            return StepResult(items)
-        ctx.store.record_sends(
-            [
-                self._send_row(ctx, item, "suppressed", reason=reason, tracked=True)
-                for item in refused
-            ]
-        )
-        refused_ids = {id(item) for item in refused}
-        return StepResult(
-            [item for item in items if id(item) not in refused_ids],
-            [Move(item, "next") for item in refused],
-        )
-
-    def _send_row(self, ctx: NodeContext, item: JourneyItem, state: str, **values: Any) -> dict:
-        return {
-            "key": self.send_key(ctx, item),
-            "scenario_id": ctx.scenario.id,
-            "node_id": self.id,
-            "customer_id": item.customer_id,
-            "journey_id": item.journey_id,
-            "phone": item.phone,
-            "state": state,
-            "parts": item.notes.get("parts"),
-            "encoding": item.notes.get("encoding"),
-            "tracked": False,
-            "test": bool(item.notes.get("test")),
-            "created_at": ctx.now,
-            **values,
-        }
-
-    def _after_send(self, item: JourneyItem, send: dict[str, Any] | None) -> Move:
-        if send is not None and send["error"] in COMPOSITION_ERRORS:
-            return Move.fail(item, f"sms '{self.id}': {send['comment']}")
-        return Move(item, "next")

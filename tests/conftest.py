@@ -78,6 +78,11 @@ def project_settings(**overrides) -> Settings:
     """Settings like the shipped ones: a sender, a consent category, a policy."""
     values = {
         "timezone": "America/New_York",
+        "integrations": {
+            "simulator": {"type": "simulator"},
+            "mms": {"type": "simulator", "api": "sinch_mms"},
+        },
+        "default_mms_provider": "mms",
         "senders": [{"name": "main", "number": "+12025550100", "type": "10dlc", "default": True}],
         "consent_categories": ["sms_marketing"],
         "frequency_policies": {"daily": {"max_messages": 2, "window": "1d"}},

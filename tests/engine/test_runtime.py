@@ -453,7 +453,9 @@ def test_changing_the_default_provider_reroutes_existing_scenarios(sqlite_store)
     integrations = {"first": {"type": "simulator"}, "second": {"type": "simulator"}}
 
     def runtime_with_default(name: str) -> Runtime:
-        settings = project_settings(integrations=integrations, default_sms_provider=name)
+        settings = project_settings(
+            integrations=integrations, default_sms_provider=name, default_mms_provider=None
+        )
         gateways = {
             gateway_name: SinchSmsGateway(
                 gateway_name,

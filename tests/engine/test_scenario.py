@@ -13,7 +13,7 @@ SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
 
 TRIGGER = "{id: start, type: trigger, kind: launch}"
 HELLO = '{id: hello, type: sms, text: "Hi"}'
-KNOWN_TYPES = "known types: condition, silent_hours, sms, trigger, wait"
+KNOWN_TYPES = "known types: condition, mms, silent_hours, sms, trigger, wait"
 
 
 def scenario(
@@ -87,10 +87,10 @@ def test_shipped_scenarios_are_found():
             id="top-level-not-mapping",
         ),
         pytest.param(
-            scenario([TRIGGER, '{id: hello, type: mms, text: "Hi"}']),
+            scenario([TRIGGER, '{id: hello, type: fax, text: "Hi"}']),
             "hello",
             "type",
-            f"unknown node type 'mms'; {KNOWN_TYPES}",
+            f"unknown node type 'fax'; {KNOWN_TYPES}",
             6,
             id="unknown-node-type",
         ),
@@ -331,7 +331,7 @@ def test_unknown_node_type_message_lists_every_registered_type():
     from nodes import NODE_TYPES
 
     (problem,) = [
-        p for p in problems_of(scenario([TRIGGER, "{id: hello, type: mms}"])) if p.field == "type"
+        p for p in problems_of(scenario([TRIGGER, "{id: hello, type: fax}"])) if p.field == "type"
     ]
     assert problem.message.endswith("known types: " + ", ".join(sorted(NODE_TYPES)))
 

@@ -20,12 +20,21 @@ EXAMPLES = {
     "silent_hours": {"id": "quiet", "type": "silent_hours", "start": "21:00", "end": "08:00"},
     "condition": {"id": "vip", "type": "condition", "expression": "customer.vip"},
     "sms": {"id": "hello", "type": "sms", "text": "Hi {{ customer.first_name }}"},
+    "mms": {
+        "id": "promo",
+        "type": "mms",
+        "subject": "Summer sale",
+        "text": "Hi {{ customer.first_name }}",
+        "media_url": "https://cdn.example.com/sale.jpg",
+        "fallback": {"text": "Summer sale: https://example.com/sale"},
+    },
 }
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 22:00 in New York
 
 
 def test_every_module_in_nodes_is_registered():
-    modules = {m.name for m in pkgutil.iter_modules(nodes.__path__)} - {"base"}
+    # base and messaging hold what node types share; every other module is a node type.
+    modules = {m.name for m in pkgutil.iter_modules(nodes.__path__)} - {"base", "messaging"}
     registered = {cls.__module__.removeprefix("nodes.") for cls in NODE_TYPES.values()}
     assert modules == registered
     assert set(EXAMPLES) == set(NODE_TYPES), "add an example for the new node type"
