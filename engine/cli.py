@@ -365,27 +365,35 @@ def preview(
     runtime, scenario, record = _scenario_and_customer(file, customer, settings)
     properties = _event_option(event)
     table = Table(title=f"{scenario.id} for {customer} ({record['phone']})", title_justify="left")
-    for column in ("node", "sender", "encoding", "parts", "length", "remaining", "forces UCS-2"):
+    columns = (
+        "node",
+        "channel",
+        "sender",
+        "encoding",
+        "parts",
+        "length",
+        "remaining",
+        "forces UCS-2",
+    )
+    for column in columns:
         table.add_column(column)
     texts = []
     for message in preview_messages(runtime.settings, scenario, record, properties):
+        head = (message.node_id, message.channel, message.sender)
         if message.failure is not None:
-            table.add_row(message.node_id, message.sender, "[red]not sent[/red]", "", "", "", "")
-            texts.append(
-                (message.node_id, Text(f"{message.failure[0]}: {message.failure[1]}", style="red"))
-            )
+            table.add_row(*head, "[red]not sent[/red]", "", "", "", "")
+            failure = f"{message.failure[0]}: {message.failure[1]}"
+            texts.append((message.node_id, Text(failure, style="red")))
             continue
+        assert message.text is not None
         seg = message.segmentation
-        assert seg is not None and message.text is not None
-        table.add_row(
-            message.node_id,
-            message.sender,
-            seg.encoding,
-            str(seg.parts),
-            str(seg.length),
-            str(seg.remaining),
-            " ".join(seg.ucs2_characters),
-        )
+        if seg is None:  # an MMS without a fallback SMS: nothing to count in parts
+            table.add_row(*head, "", "", "", "", "")
+            texts.append((message.node_id, Text(message.text)))
+            continue
+        counts = (seg.encoding, str(seg.parts), str(seg.length), str(seg.remaining))
+        table.add_row(*head, *counts, " ".join(seg.ucs2_characters))
+        # For an MMS the counts are its fallback SMS's; the text shown is the MMS's.
         text = Text(message.text)
         for index, char in enumerate(message.text):
             if char in seg.ucs2_characters:
@@ -428,6 +436,26 @@ def send_test_command(
         return
     errors.print(f"[red]{tracked['status']}[/red] {properties['error']}: {properties['comment']}")
     raise typer.Exit(1)
+
+
+@app.command("contact-card")
+def contact_card_command(
+    name: Annotated[str, typer.Option(help="The business name.")],
+    phone: Annotated[str, typer.Option(help="Its number, international format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .vcf file to write.")],
+    logo_url: Annotated[str | None, typer.Option(help="URL of the logo image.")] = None,
+    url: Annotated[str | None, typer.Option(help="The business's web site.")] = None,
+) -> None:
+    """Write a contact card (text/vcard) for an MMS node's media_url to point at."""
+    from engine.contact_card import contact_card
+
+    try:
+        card = contact_card(name, phone, logo_url=logo_url, url=url)
+    except (ValueError, InputError) as exc:
+        errors.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+    output.write_text(card, newline="")
+    console.print(f"wrote {output}; host it and use its URL as an MMS node's media_url")
 
 
 # -- running ---------------------------------------------------------------------------

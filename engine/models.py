@@ -142,7 +142,9 @@ class Dispatch(SQLModel, table=True):
     state: str  # pending | enqueued | failed
     payload: dict[str, Any] = _json()
     provider_id: str | None = None
-    status_code: int | None = None
+    # An HTTP or delivery status number (Sinch SMS, Infobip) or a code such as "E110"
+    # (Sinch MMS), as the provider gives it.
+    status_code: str | None = None
     error: str | None = None
     comment: str | None = None
     created_at: datetime = _instant()
@@ -169,7 +171,9 @@ class Send(SQLModel, table=True):
     reason: str | None = None
     parts: int | None = None
     encoding: str | None = None
-    status_code: int | None = None
+    # An HTTP or delivery status number (Sinch SMS, Infobip) or a code such as "E110"
+    # (Sinch MMS), as the provider gives it.
+    status_code: str | None = None
     error: str | None = None
     comment: str | None = None
     tracked: bool = False

@@ -13,12 +13,15 @@ from engine.scenario import Scenario
 from engine.segments import Segmentation
 from engine.settings import Settings
 from nodes.base import JourneyItem
-from nodes.sms import SmsNode
+from nodes.messaging import MessageNode
 
 
 @dataclass(frozen=True)
 class MessagePreview:
+    """One message node for one customer. For an MMS, `segmentation` is its fallback SMS's."""
+
     node_id: str
+    channel: str
     sender: str
     text: str | None
     segmentation: Segmentation | None
@@ -40,8 +43,8 @@ def customer_item(customer: dict[str, Any], event: dict[str, Any], entry: str) -
     )
 
 
-def message_nodes(scenario: Scenario) -> list[SmsNode]:
-    return [node for node in scenario.nodes.values() if isinstance(node, SmsNode)]
+def message_nodes(scenario: Scenario) -> list[MessageNode]:
+    return [node for node in scenario.nodes.values() if isinstance(node, MessageNode)]
 
 
 def preview_messages(
@@ -55,6 +58,7 @@ def preview_messages(
         previews.append(
             MessagePreview(
                 node_id=node.id,
+                channel=node.channel,
                 sender=node.sender_for(settings, scenario).name,
                 text=composed.get("text"),
                 segmentation=composed.get("segmentation"),

@@ -37,6 +37,12 @@ MAX_PREDEFINED_SENDERS = 100
 SIMULATOR_PLAN_ID = "simulator"
 SIMULATOR_TOKEN = "simulator-token"
 SIMULATOR_INFOBIP_KEY = "simulator-key"
+SIMULATOR_MMS_SERVICE = "simulator"
+SIMULATOR_MMS_KEY = "simulator-mms-key"
+SIMULATOR_PROJECT = "simulator-project"
+SIMULATOR_APP = "simulator-app"
+SIMULATOR_KEY_ID = "simulator-key-id"
+SIMULATOR_KEY_SECRET = "simulator-key-secret"
 
 
 class _Strict(BaseModel):

@@ -119,6 +119,10 @@ def create_database_engine(url: str) -> Engine:
     return engine
 
 
+def _code(value: int | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -753,7 +757,7 @@ class Store:
         enqueued: bool,
         now: datetime,
         provider_id: str | None = None,
-        status_code: int | None = None,
+        status_code: int | str | None = None,
         error: str | None = None,
         comment: str | None = None,
         refused: dict[str, dict[str, Any]] | None = None,
@@ -763,7 +767,7 @@ class Store:
         `refused` names recipients (by phone) that the provider refused inside a request
         it otherwise accepted, each with its status_code, error and comment.
         """
-        outcome = {"status_code": status_code, "error": error, "comment": comment}
+        outcome = {"status_code": _code(status_code), "error": error, "comment": comment}
         with self.engine.begin() as connection:
             connection.execute(
                 update(DISPATCHES)
@@ -792,7 +796,7 @@ class Store:
                     [
                         {
                             "_phone": phone,
-                            "_status_code": why.get("status_code"),
+                            "_status_code": _code(why.get("status_code")),
                             "_error": why.get("error"),
                             "_comment": why.get("comment"),
                         }

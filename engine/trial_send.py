@@ -16,7 +16,7 @@ from engine.phones import normalize_phone, phone_region
 from engine.preview import customer_item
 from engine.runtime import Runtime, utc_now
 from engine.scenario import Scenario
-from nodes.sms import SmsNode
+from nodes.messaging import MessageNode
 
 
 def send_test(
@@ -29,8 +29,8 @@ def send_test(
 ) -> dict[str, Any]:
     """Send node `node_id` to `customer` (or to `to`); returns its campaign event."""
     node = scenario.nodes.get(node_id)
-    if not isinstance(node, SmsNode):
-        nodes = ", ".join(n for n, v in scenario.nodes.items() if isinstance(v, SmsNode))
+    if not isinstance(node, MessageNode):
+        nodes = ", ".join(n for n, v in scenario.nodes.items() if isinstance(v, MessageNode))
         raise InputError(f"'{node_id}' is not a message node of {scenario.id} ({nodes})")
     item = customer_item(customer, event or {}, f"test:{uuid.uuid4().hex}")
     item.version = scenario.version

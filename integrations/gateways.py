@@ -20,17 +20,35 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from engine.dispatch import recipient_text
+from engine.errors import ProviderError
 from engine.settings import (
+    SIMULATOR_APP,
     SIMULATOR_INFOBIP_KEY,
+    SIMULATOR_KEY_ID,
+    SIMULATOR_KEY_SECRET,
+    SIMULATOR_MMS_KEY,
+    SIMULATOR_MMS_SERVICE,
     SIMULATOR_PLAN_ID,
+    SIMULATOR_PROJECT,
     SIMULATOR_TOKEN,
-    InfobipSmsIntegration,
     Settings,
     SimulatorIntegration,
-    SinchSmsIntegration,
+    integration_api,
 )
-from integrations.infobip_sms import InfobipCredentials, InfobipMessage, InfobipSmsClient
+from integrations.infobip_mms import InfobipMmsClient, InfobipMmsMessage
+from integrations.infobip_sms import (
+    DestinationResult,
+    InfobipCredentials,
+    InfobipMessage,
+    InfobipSmsClient,
+)
 from integrations.rate_limit import TokenBucket
+from integrations.sinch_conversation import (
+    ConversationCredentials,
+    ConversationMessage,
+    SinchConversationClient,
+)
+from integrations.sinch_mms import MmsMessage, SinchMmsClient, SinchMmsCredentials
 from integrations.sinch_sms import SinchSmsClient, SinchSmsCredentials, SmsBatch
 
 
@@ -104,50 +122,179 @@ class InfobipSmsGateway:
             for text, destinations in by_text.items()
         ]
         results = self.client.send(messages, bulk_id=key, reconcile=reconcile)
-        refused = {
-            result.to: {
-                "status_code": result.status_code,
-                "error": result.error,
-                "comment": result.comment,
-            }
-            for result in results
-            if not result.accepted
-        }
-        return DispatchOutcome(key, refused)
+        return DispatchOutcome(key, _refusals(results))
 
     def close(self) -> None:
         self.client.close()
 
 
-def open_gateway(settings: Settings, name: str) -> SmsGateway:
-    """Build the gateway for the integration named `name` in the settings."""
-    integration = settings.integrations[name]
-    limiter = TokenBucket(integration.rate_limit)
-    if isinstance(integration, SimulatorIntegration):
-        if integration.api == "infobip_sms":
-            return _infobip(name, integration.url, SecretStr(SIMULATOR_INFOBIP_KEY), limiter)
-        credentials = SinchSmsCredentials(
-            service_plan_id=SIMULATOR_PLAN_ID,
-            api_token=SecretStr(SIMULATOR_TOKEN),
-            base_url=integration.url,
+class InfobipMmsGateway:
+    """Infobip MMS: one message per distinct content, each send key as its messageId."""
+
+    def __init__(self, name: str, client: InfobipMmsClient):
+        self.name = name
+        self.client = client
+
+    def send(
+        self, key: str, payload: dict[str, Any], *, reconcile: bool = False
+    ) -> DispatchOutcome:
+        message = InfobipMmsMessage(
+            sender=payload["sender"],
+            destinations=list(zip(payload["recipients"], payload["send_keys"], strict=True)),
+            title=payload["subject"],
+            text=payload["body"],
+            media_url=payload["media_url"],
+            media_content_type=payload["media_type"],
+            fallback_text=None if payload["fallback_disabled"] else payload["fallback_text"],
         )
-        return SinchSmsGateway(name, SinchSmsClient(credentials, rate_limiter=limiter))
-    if isinstance(integration, SinchSmsIntegration):
-        credentials = SinchSmsCredentials(
-            service_plan_id=integration.service_plan_id,
-            api_token=integration.api_token(),
+        results = self.client.send([message], bulk_id=key, reconcile=reconcile)
+        return DispatchOutcome(key, _refusals(results))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class OneByOneMmsGateway:
+    """Sinch's MMS APIs take one recipient per request: each is sent on its own, with its
+    send key as the client reference, and a refusal stays that recipient's."""
+
+    def __init__(self, name: str, client: SinchMmsClient | SinchConversationClient):
+        self.name = name
+        self.client = client
+
+    def send(
+        self, key: str, payload: dict[str, Any], *, reconcile: bool = False
+    ) -> DispatchOutcome:
+        refused: dict[str, dict[str, Any]] = {}
+        for phone, send_key in zip(payload["recipients"], payload["send_keys"], strict=True):
+            try:
+                receipt = self.client.send(
+                    self._message(phone, send_key, payload), reconcile=reconcile
+                )
+            except ProviderError as exc:
+                # Others in this dispatch may be sent already: the error is this one's.
+                refused[phone] = {
+                    "status_code": exc.status_code,
+                    "error": exc.code,
+                    "comment": exc.text,
+                }
+                continue
+            if not receipt.accepted:
+                refused[phone] = {
+                    "status_code": receipt.status_code,
+                    "error": receipt.error,
+                    "comment": receipt.comment,
+                }
+        return DispatchOutcome(None, refused)
+
+    def _message(self, phone: str, send_key: str, payload: dict[str, Any]) -> Any:
+        if isinstance(self.client, SinchConversationClient):
+            return ConversationMessage(
+                to=phone,
+                sender=payload["sender"],
+                subject=payload["subject"],
+                text=payload["body"],
+                media_url=payload["media_url"],
+                client_reference=send_key,
+            )
+        return MmsMessage(
+            to=phone,
+            sender=payload["sender"],
+            subject=payload["subject"],
+            text=payload["body"],
+            media_url=payload["media_url"],
+            media_type=payload["media_type"],
+            fallback_text=payload["fallback_text"],
+            fallback_disabled=payload["fallback_disabled"],
+            client_reference=send_key,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _refusals(results: list[DestinationResult]) -> dict[str, dict[str, Any]]:
+    return {
+        result.to: {
+            "status_code": result.status_code,
+            "error": result.error,
+            "comment": result.comment,
+        }
+        for result in results
+        if not result.accepted
+    }
+
+
+def open_gateway(settings: Settings, name: str) -> SmsGateway:
+    """Build the gateway for the integration named `name` in the settings.
+
+    The simulator plays one provider's API with that provider's real client, so its
+    gateways are built exactly like the real ones, with the simulator's credentials.
+    """
+    integration = settings.integrations[name]
+    limit = TokenBucket(integration.rate_limit)
+    simulated = isinstance(integration, SimulatorIntegration)
+    api = integration_api(integration)
+    if api == "sinch_sms":
+        credentials = (
+            SinchSmsCredentials(
+                service_plan_id=SIMULATOR_PLAN_ID,
+                api_token=SecretStr(SIMULATOR_TOKEN),
+                base_url=integration.url,
+            )
+            if simulated
+            else SinchSmsCredentials(
+                service_plan_id=integration.service_plan_id,
+                api_token=integration.api_token(),
+                region=integration.region,
+                base_url=integration.base_url,
+            )
+        )
+        return SinchSmsGateway(name, SinchSmsClient(credentials, rate_limiter=limit))
+    if api in ("infobip_sms", "infobip_mms"):
+        infobip = (
+            InfobipCredentials(base_url=integration.url, api_key=SecretStr(SIMULATOR_INFOBIP_KEY))
+            if simulated
+            else InfobipCredentials(base_url=integration.base_url, api_key=integration.api_key())
+        )
+        if api == "infobip_sms":
+            return InfobipSmsGateway(name, InfobipSmsClient(infobip, rate_limiter=limit))
+        return InfobipMmsGateway(name, InfobipMmsClient(infobip, rate_limiter=limit))
+    if api == "sinch_mms":
+        mms = (
+            SinchMmsCredentials(
+                service_id=SIMULATOR_MMS_SERVICE,
+                api_key=SecretStr(SIMULATOR_MMS_KEY),
+                base_url=integration.url,
+            )
+            if simulated
+            else SinchMmsCredentials(
+                service_id=integration.service_id,
+                api_key=integration.api_key(),
+                base_url=integration.base_url,
+            )
+        )
+        return OneByOneMmsGateway(name, SinchMmsClient(mms, rate_limiter=limit))
+    conversation = (
+        ConversationCredentials(
+            project_id=SIMULATOR_PROJECT,
+            app_id=SIMULATOR_APP,
+            key_id=SIMULATOR_KEY_ID,
+            key_secret=SecretStr(SIMULATOR_KEY_SECRET),
+            base_url=integration.url,
+            auth_url=f"{integration.url}/oauth2/token",
+        )
+        if simulated
+        else ConversationCredentials(
+            project_id=integration.project_id,
+            app_id=integration.app_id,
+            key_id=integration.key_id,
+            key_secret=integration.key_secret(),
             region=integration.region,
             base_url=integration.base_url,
         )
-        return SinchSmsGateway(name, SinchSmsClient(credentials, rate_limiter=limiter))
-    if isinstance(integration, InfobipSmsIntegration):
-        return _infobip(name, integration.base_url, integration.api_key(), limiter)
-    raise TypeError(f"no gateway for integration type {type(integration).__name__}")
-
-
-def _infobip(name: str, base_url: str, key: SecretStr, limiter: TokenBucket) -> SmsGateway:
-    credentials = InfobipCredentials(base_url=base_url, api_key=key)
-    return InfobipSmsGateway(name, InfobipSmsClient(credentials, rate_limiter=limiter))
+    )
+    return OneByOneMmsGateway(name, SinchConversationClient(conversation, rate_limiter=limit))
 
 
 class GatewayPool:

@@ -243,7 +243,7 @@ class MessageNode(NodeConfig):
             "campaign_name": scenario.name,
             "campaign_policy": scenario.settings.frequency_policy,
             "consent_category": scenario.settings.consent_category,
-            "status_code": send["status_code"],
+            "status_code": _status_code(send["status_code"]),
             "error": send["error"],
             "comment": send["comment"],
             "number_of_message_parts": send["parts"],
@@ -323,3 +323,8 @@ class MessageNode(NodeConfig):
         if send is not None and send["error"] in COMPOSITION_ERRORS:
             return Move.fail(item, f"{self.type} '{self.id}': {send['comment']}")
         return Move(item, "next")
+
+
+def _status_code(stored: str | None) -> int | str | None:
+    """Numbers as numbers (HTTP and delivery statuses), codes such as "E110" as text."""
+    return int(stored) if stored is not None and stored.isdigit() else stored

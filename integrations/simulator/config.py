@@ -7,12 +7,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
+
 
 class SimulatorConfig(BaseModel):
     """Faults are drawn from one `random.Random(seed)`, one draw per send request (Sinch
-    `POST /batches`, Infobip `POST /sms/3/messages`), so a run is reproducible; rates are
+    `POST /batches`, Infobip `POST /sms/3/messages`, Sinch MMS `POST /ep/v2/`,
+    Conversation `POST .../messages:send`), so a run is reproducible; rates are
     probabilities between 0 and 1 and apply to those endpoints only (listing and fetching
-    batches always answer)."""
+    batches and issuing OAuth2 tokens always answer). MMS fallback draws come from a
+    second generator seeded from `seed`, so they never shift the fault sequence."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -20,8 +24,15 @@ class SimulatorConfig(BaseModel):
     """Service plan id -> the API token expected as `Authorization: Bearer ...`."""
     infobip_api_keys: list[str] = Field(default_factory=lambda: ["simulator-key"])
     """Infobip API keys accepted as `Authorization: App ...`."""
+    sinch_mms_api_keys: list[str] = Field(default_factory=lambda: ["simulator-mms-key"])
+    """Sinch MMS JSON API keys accepted in the `x-api-key` header."""
+    conversation_keys: dict[str, str] = Field(
+        default_factory=lambda: {"simulator-key-id": "simulator-key-secret"}
+    )
+    """Conversation API access keys, key id -> key secret, exchanged for a bearer token at
+    `POST /oauth2/token` (client credentials)."""
     latency_ms: float = Field(default=0, ge=0)
-    """Added to every Sinch and Infobip API request."""
+    """Added to every provider API request (not to `/_simulator/*`)."""
     error_429_rate: float = Field(default=0, ge=0, le=1)
     """Share of posts refused with 429 (nothing recorded), with `Retry-After`."""
     retry_after_seconds: float = Field(default=1, ge=0)
@@ -30,13 +41,26 @@ class SimulatorConfig(BaseModel):
     """Share of posts answered 503 (Infobip: 500 `E500`), nothing recorded."""
     timeout_rate: float = Field(default=0, ge=0, le=1)
     """Share of posts that hang `hang_seconds` and then answer 504 (nothing recorded)."""
-    reject_prefixes: list[Annotated[str, Field(pattern=r"^[0-9]+$")]] = Field(default_factory=list)
+    reject_prefixes: list[Digits] = Field(default_factory=list)
     """Recipients whose digits start with one of these fail the whole Sinch batch with 400
     `syntax_invalid_parameter_format` naming `to[i]`, as Sinch does for a bad number; on
-    Infobip only that destination is refused (`REJECTED_DESTINATION`, 200 overall)."""
+    Infobip only that destination is refused (`REJECTED_DESTINATION`, 200 overall); the
+    Sinch MMS API answers `Failure` `E110`; the Conversation API accepts the message
+    (its failure would come later, in a delivery report) and counts it as failed."""
+    mms_fallback_rate: float = Field(default=0, ge=0, le=1)
+    """Share of accepted MMS (both MMS APIs) delivered as fallback SMS: the message entry
+    says `type: "sms"` and carries the fallback text. A Sinch MMS sent with
+    `disable-fallback-sms: true` that draws a fallback fails instead (counted in
+    `failed`, not received)."""
+    mms_unsupported_carrier_prefixes: list[Digits] = Field(default_factory=list)
+    """Sinch MMS recipients whose digits start with one of these are refused with `E628`
+    (mobile operator / carrier not supported)."""
+    mms_unrecognized_media_suffixes: list[str] = Field(default_factory=list)
+    """Sinch MMS slide URLs ending with one of these (case-insensitive, e.g. `.bin`) are
+    refused with `E629` (unrecognized content type); the simulator never fetches media."""
     hang_after_accept: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list)
-    """1-based ordinals of accepted send requests (Sinch batches and Infobip requests
-    together), counted from start-up, the last reset or the last config change, that are
-    recorded and then answered only after `hang_seconds`."""
+    """1-based ordinals of accepted send requests (every provider together), counted from
+    start-up, the last reset or the last config change, that are recorded and then
+    answered only after `hang_seconds`."""
     hang_seconds: float = Field(default=30, ge=0)
     seed: int = 0

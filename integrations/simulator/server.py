@@ -4,6 +4,8 @@ for tests and benchmarks (`SimulatorProcess`, a context manager).
     with SimulatorProcess(SimulatorConfig(latency_ms=5), port=0) as sim:
         client = SinchSmsClient(sim.sms_credentials())
         infobip = InfobipSmsClient(sim.infobip_credentials())
+        mms = SinchMmsClient(sim.sinch_mms_credentials())
+        conversation = SinchConversationClient(sim.conversation_credentials())
         ...
         assert sim.stats()["duplicates"] == 0
 """
@@ -25,6 +27,8 @@ import uvicorn
 from integrations.infobip_sms import InfobipCredentials
 from integrations.simulator.app import create_app
 from integrations.simulator.config import SimulatorConfig
+from integrations.sinch_conversation import ConversationCredentials
+from integrations.sinch_mms import SinchMmsCredentials
 from integrations.sinch_sms import SinchSmsCredentials
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -176,8 +180,9 @@ class SimulatorProcess:
         return response.json()
 
     def messages(self, to: str) -> list[dict[str, Any]]:
-        """What one number received, from either provider: `[{provider, batch_id,
-        client_reference, message_id, from, body, created_at}]`."""
+        """What one number received, from any provider: `[{provider, channel, batch_id,
+        client_reference, message_id, from, body, created_at}]`, MMS entries with `type`
+        ("mms", or "sms" when delivered as fallback SMS), `subject` and `media_url` too."""
         response = self._client().get("/_simulator/messages", params={"to": to})
         response.raise_for_status()
         return response.json()["messages"]
@@ -207,3 +212,29 @@ class SimulatorProcess:
         """Credentials for `InfobipSmsClient` pointing at this simulator."""
         key = api_key or self.config.infobip_api_keys[0]
         return InfobipCredentials(base_url=self.url, api_key=key)
+
+    def sinch_mms_credentials(
+        self, api_key: str | None = None, service_id: str = "simulator-service"
+    ) -> SinchMmsCredentials:
+        """Credentials for `SinchMmsClient` pointing at this simulator."""
+        key = api_key or self.config.sinch_mms_api_keys[0]
+        return SinchMmsCredentials(service_id=service_id, api_key=key, base_url=self.url)
+
+    def conversation_credentials(
+        self,
+        key_id: str | None = None,
+        *,
+        project_id: str = "simulator-project",
+        app_id: str = "simulator-app",
+    ) -> ConversationCredentials:
+        """Credentials for `SinchConversationClient` pointing at this simulator (its API and
+        its `/oauth2/token`)."""
+        key = key_id or next(iter(self.config.conversation_keys))
+        return ConversationCredentials(
+            project_id=project_id,
+            app_id=app_id,
+            key_id=key,
+            key_secret=self.config.conversation_keys[key],
+            base_url=self.url,
+            auth_url=f"{self.url}/oauth2/token",
+        )

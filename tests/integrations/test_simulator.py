@@ -1,9 +1,10 @@
-"""The provider simulator: Sinch's and Infobip's validation and shapes through Starlette's
-TestClient, then the real SinchSmsClient and InfobipSmsClient against a simulator process
-over loopback."""
+"""The provider simulator: Sinch's (SMS, MMS JSON API, Conversation API) and Infobip's
+validation and shapes through Starlette's TestClient, then the real clients against a
+simulator process over loopback."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import time
@@ -17,6 +18,8 @@ from integrations.infobip_sms import InfobipMessage, InfobipSmsClient
 from integrations.simulator.app import create_app
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.server import SimulatorProcess
+from integrations.sinch_conversation import ConversationMessage, SinchConversationClient
+from integrations.sinch_mms import MmsMessage, SinchMmsClient
 from integrations.sinch_sms import SinchSmsClient, SmsBatch
 
 with warnings.catch_warnings():
@@ -760,3 +763,533 @@ def test_infobip_timeout_after_accept_is_resent_and_counted_once(sim):
     assert counters["duplicate_message_ids"] == 200  # ... and every destination was refused
     assert counters["messages"] == 200 and counters["recipients"] == 200
     assert counters["max_per_recipient"] == 1 and counters["duplicates"] == 0
+
+
+# -- Sinch MMS JSON API ----------------------------------------------------------------------
+
+MMS = "/ep/v2/"
+MMS_KEY = {"x-api-key": "simulator-mms-key"}
+
+
+def sendmms(**changes: Any) -> dict[str, Any]:
+    payload = {
+        "action": "sendmms",
+        "service-id": "30011",
+        "to": "15551231234",
+        "from": "28444",
+        "message-subject": "Summer sale",
+        "fallback-sms-text": "20% off: https://x.example/s",
+        "disable-fallback-sms": False,
+        "client-reference": "mms-ref-1",
+        "slide": [{"image": {"url": "https://cdn.example.com/a.jpg"}, "message-text": "20% off"}],
+    }
+    payload.update(changes)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # no key
+        {"x-api-key": "wrong-key"},  # unknown key
+        {"Authorization": "Bearer simulator-mms-key"},  # right key, wrong header
+    ],
+)
+def test_mms_bad_key_gets_401_e104_and_records_nothing(client_for, headers):
+    http = client_for()
+    response = http.post(MMS, json=sendmms(), headers=headers)
+    assert response.status_code == 401
+    assert response.json()["status"] == "Failure"
+    assert response.json()["error-code"] == "E104"
+    counters = stats(http)
+    assert counters["requests"]["mms_post"] == 1
+    assert counters["messages"] == 0 and counters["mms_messages"]["sinch_mms"] == 0
+
+
+def test_mms_keys_come_from_the_config(client_for):
+    http = client_for(sinch_mms_api_keys=["key-a", "key-b"])
+    assert http.post(MMS, json=sendmms(), headers=MMS_KEY).status_code == 401
+    response = http.post(MMS, json=sendmms(), headers={"x-api-key": "key-b"})
+    assert response.json()["status"] == "Success"
+
+
+def test_mms_success_answer_and_message_entry(client_for):
+    http = client_for()
+    response = http.post(MMS, json=sendmms(), headers=MMS_KEY)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["to"]) == ("Success", "15551231234")
+    assert body["tracking-id"] and body["mms-id"] and body["status-details"]
+    (entry,) = http.get("/_simulator/messages", params={"to": "+15551231234"}).json()["messages"]
+    assert entry == {
+        "provider": "sinch_mms",
+        "channel": "mms",
+        "type": "mms",
+        "batch_id": None,
+        "client_reference": "mms-ref-1",
+        "message_id": body["tracking-id"],
+        "from": "28444",
+        "subject": "Summer sale",
+        "body": "20% off",
+        "media_url": "https://cdn.example.com/a.jpg",
+        "created_at": entry["created_at"],
+    }
+    assert TIMESTAMP.match(entry["created_at"])
+    counters = stats(http)
+    assert counters["mms_messages"] == {"sinch_mms": 1, "sinch_conversation": 0}
+    assert counters["provider_messages"] == {"sinch_sms": 0, "infobip_sms": 0}
+    assert (counters["messages"], counters["recipients"], counters["fallback_sms"]) == (1, 1, 0)
+
+
+def test_mms_with_fallback_disabled_needs_no_fallback_text(client_for):
+    http = client_for()
+    payload = sendmms(**{"fallback-sms-text": None, "disable-fallback-sms": True})
+    assert http.post(MMS, json=payload, headers=MMS_KEY).json()["status"] == "Success"
+
+
+@pytest.mark.parametrize(
+    ("payload", "config", "code"),
+    [
+        (b'{"action": "sendmms", ', {}, "E100"),  # not JSON
+        (b"[1, 2]", {}, "E100"),  # JSON, but not an object
+        (sendmms(action="savemms"), {}, "E107"),  # the simulator implements sendmms only
+        (sendmms(**{"service-id": None}), {}, "E627"),  # no service (campaign) id
+        (sendmms(to="+15551231234"), {}, "E110"),  # international format has no '+'
+        (sendmms(to="123"), {}, "E110"),  # too short
+        (sendmms(to="4479460000"), {"reject_prefixes": ["447"]}, "E110"),  # refused number
+        (sendmms(**{"from": "shop"}), {}, "E111"),  # not a short or long code
+        (sendmms(**{"fallback-sms-text": None}), {}, "E622"),  # fallback enabled, no text
+        (sendmms(**{"fallback-sms-text": " "}), {}, "E622"),  # a blank one is none
+        (sendmms(**{"message-subject": "s" * 81}), {}, "E314"),  # 80 characters at most
+        (sendmms(**{"message-subject": "Sale \N{FIRE}"}), {}, "E314"),  # ASCII only
+        (sendmms(slide=[]), {}, "E312"),  # no slides
+        (sendmms(slide=[{"message-text": "x"}] * 9), {}, "E225"),  # 8 slides at most
+        (sendmms(slide=[{}]), {}, "E313"),  # an empty slide
+        (  # two objects in one slide
+            sendmms(
+                slide=[{"image": {"url": "https://x/a.jpg"}, "video": {"url": "https://x/b.mp4"}}]
+            ),
+            {},
+            "E223",
+        ),
+        (sendmms(slide=[{"message-text": "x" * 1601}]), {}, "E228"),  # the text limit
+        (sendmms(), {"mms_unsupported_carrier_prefixes": ["1555"]}, "E628"),  # by config
+        (sendmms(), {"mms_unrecognized_media_suffixes": [".JPG"]}, "E629"),  # case-insensitive
+    ],
+)
+def test_mms_refusals_answer_failure_with_sinch_codes_and_record_nothing(
+    client_for, payload, config, code
+):
+    http = client_for(**config)
+    if isinstance(payload, bytes):
+        headers = {**MMS_KEY, "Content-Type": "application/json"}
+        response = http.post(MMS, content=payload, headers=headers)
+    else:
+        response = http.post(MMS, json=payload, headers=MMS_KEY)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["error-code"]) == ("Failure", code)
+    assert body["error-info"]
+    counters = stats(http)
+    assert counters["mms_refused"] == {code: 1}
+    assert (counters["messages"], counters["recipients"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "body", "failed"),
+    [
+        # every MMS falls back: delivered as an SMS with the fallback text
+        (sendmms(), "sms", "20% off: https://x.example/s", 0),
+        # a fallback with fallback disabled: the MMS fails instead
+        (sendmms(**{"disable-fallback-sms": True}), None, None, 1),
+    ],
+)
+def test_mms_fallback_injection(client_for, payload, kind, body, failed):
+    http = client_for(mms_fallback_rate=1)
+    assert http.post(MMS, json=payload, headers=MMS_KEY).json()["status"] == "Success"
+    received = http.get("/_simulator/messages", params={"to": "15551231234"}).json()["messages"]
+    assert [(m["type"], m["body"]) for m in received] == ([(kind, body)] if kind else [])
+    counters = stats(http)
+    assert (counters["fallback_sms"], counters["failed"]) == (0 if failed else 1, failed)
+    assert counters["messages"] == 1 - failed
+
+
+def test_mms_fallback_rate_is_seeded_and_proportional(client_for):
+    def kinds(seed: int) -> list[str]:
+        http = client_for(mms_fallback_rate=0.3, error_5xx_rate=0.1, seed=seed)
+        for _ in range(100):  # the same number each time: one listing shows every outcome
+            http.post(MMS, json=sendmms(), headers=MMS_KEY)
+        received = http.get("/_simulator/messages", params={"to": "15551231234"}).json()
+        return [m["type"] for m in received["messages"]]
+
+    first = kinds(3)
+    assert first == kinds(3)  # reproducible
+    assert first != kinds(4)
+    assert 12 <= first.count("sms") <= 45
+    assert 75 <= len(first) <= 98  # about a tenth refused with 503, drawn separately
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        ({"error_429_rate": 1, "retry_after_seconds": 2}, 429, "E113"),  # throughput exceeded
+        ({"error_5xx_rate": 1}, 503, None),  # a server error
+        ({"timeout_rate": 1, "hang_seconds": 0.01}, 504, None),  # a hang, then a gateway timeout
+    ],
+)
+def test_mms_faults_answer_errors_and_record_nothing(client_for, config, status, code):
+    http = client_for(**config)
+    response = http.post(MMS, json=sendmms(), headers=MMS_KEY)
+    assert response.status_code == status
+    assert response.json()["status"] == "Failure"
+    assert response.json().get("error-code") == code
+    if status == 429:
+        assert response.headers["Retry-After"] == "2"
+    counters = stats(http)
+    assert counters["messages"] == 0 and sum(counters["faults"].values()) == 1
+
+
+def test_mms_has_no_idempotency_and_shares_the_per_recipient_counters(client_for):
+    http = client_for()
+    one = "15551231234"
+    sms = batch(to=[one], client_reference="k")
+    assert http.post(BATCHES, json=sms, headers=AUTH).status_code == 201
+    for _ in range(2):  # the same MMS twice: Sinch sends it twice
+        http.post(MMS, json=sendmms(to=one, **{"client-reference": "m"}), headers=MMS_KEY)
+    counters = stats(http)
+    assert counters["messages"] == 3 and counters["recipients"] == 1
+    assert counters["provider_messages"]["sinch_sms"] == 1
+    assert counters["mms_messages"]["sinch_mms"] == 2
+    assert counters["max_per_recipient"] == 3
+    assert counters["duplicates"] == 1  # "m" reached the number twice
+    received = http.get("/_simulator/messages", params={"to": one}).json()["messages"]
+    assert [(m["provider"], m["channel"]) for m in received] == [
+        ("sinch_sms", "sms"),
+        ("sinch_mms", "mms"),
+        ("sinch_mms", "mms"),
+    ]
+
+
+# -- Sinch Conversation API -------------------------------------------------------------------
+
+TOKEN_URL = "/oauth2/token"
+SEND = "/v1/projects/simulator-project/messages:send"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def basic(key_id: str = "simulator-key-id", secret: str = "simulator-key-secret"):
+    encoded = base64.b64encode(f"{key_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
+
+
+def bearer(http: TestClient) -> dict[str, str]:
+    response = http.post(
+        TOKEN_URL, content="grant_type=client_credentials", headers={**basic(), **FORM}
+    )
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def conversation(**changes: Any) -> dict[str, Any]:
+    payload = {
+        "app_id": "01E3S8B6YCMRNR0GGM94H80ACX",
+        "recipient": {
+            "identified_by": {"channel_identities": [{"channel": "MMS", "identity": "15551231234"}]}
+        },
+        "message": {
+            "card_message": {
+                "title": "Summer sale",
+                "description": "20% off",
+                "media_message": {"url": "https://cdn.example.com/a.jpg"},
+            }
+        },
+        "channel_priority_order": ["MMS"],
+        "channel_properties": {"MMS_SENDER": "28444"},
+        "correlation_id": "conv-ref-1",
+        "message_metadata": "conv-ref-1",
+    }
+    payload.update(changes)
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("headers", "content", "status", "error"),
+    [
+        (basic(), "grant_type=client_credentials", 200, None),  # HTTP Basic, as Sinch documents
+        # the credentials as form fields
+        (
+            {},
+            "grant_type=client_credentials&client_id=simulator-key-id"
+            "&client_secret=simulator-key-secret",
+            200,
+            None,
+        ),
+        (basic(secret="wrong"), "grant_type=client_credentials", 401, "invalid_client"),  # secret
+        (basic(key_id="unknown"), "grant_type=client_credentials", 401, "invalid_client"),  # key id
+        ({}, "grant_type=client_credentials", 401, "invalid_client"),  # no credentials
+        (basic(), "grant_type=password", 400, "unsupported_grant_type"),  # client credentials only
+    ],
+)
+def test_token_endpoint(client_for, headers, content, status, error):
+    http = client_for()
+    response = http.post(TOKEN_URL, content=content, headers={**headers, **FORM})
+    assert response.status_code == status
+    body = response.json()
+    if error is None:
+        assert body["access_token"] and body["token_type"] == "bearer"
+        assert body["expires_in"] == 3600 and body["scope"] == ""
+    else:
+        assert body["error"] == error and body["error_description"]
+        assert "access_token" not in body
+    assert stats(http)["requests"]["oauth_token"] == 1
+
+
+def test_conversation_keys_come_from_the_config(client_for):
+    http = client_for(conversation_keys={"kid": "ksecret"})
+    grant = "grant_type=client_credentials"
+    assert http.post(TOKEN_URL, content=grant, headers={**basic(), **FORM}).status_code == 401
+    assert (
+        http.post(TOKEN_URL, content=grant, headers={**basic("kid", "ksecret"), **FORM}).status_code
+        == 200
+    )
+
+
+def test_conversation_send_needs_a_live_token_or_the_key(client_for):
+    http = client_for()
+    token = bearer(http)
+    for headers, status in [
+        ({}, 401),  # nothing
+        ({"Authorization": "Bearer made-up"}, 401),  # a token never issued
+        (token, 200),  # a token from /oauth2/token
+        (basic(), 200),  # Basic with the access key is accepted too
+        (basic(secret="wrong"), 401),  # ... but not with a wrong secret
+    ]:
+        response = http.post(SEND, json=conversation(), headers=headers)
+        assert response.status_code == status
+        if status == 401:
+            assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+    http.post("/_simulator/reset")  # forgets issued tokens
+    assert http.post(SEND, json=conversation(), headers=token).status_code == 401
+
+
+def test_conversation_success_answer_and_message_entry(client_for):
+    http = client_for()
+    response = http.post(SEND, json=conversation(), headers=bearer(http))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"message_id", "accepted_time"}
+    assert ULID.match(body["message_id"]) and TIMESTAMP.match(body["accepted_time"])
+    (entry,) = http.get("/_simulator/messages", params={"to": "+15551231234"}).json()["messages"]
+    assert entry == {
+        "provider": "sinch_conversation",
+        "channel": "mms",
+        "type": "mms",
+        "batch_id": None,
+        "client_reference": "conv-ref-1",  # the correlation_id
+        "message_id": body["message_id"],
+        "from": "28444",  # channel_properties.MMS_SENDER
+        "subject": "Summer sale",  # the card title
+        "body": "20% off",
+        "media_url": "https://cdn.example.com/a.jpg",
+        "created_at": entry["created_at"],
+    }
+    assert stats(http)["mms_messages"] == {"sinch_mms": 0, "sinch_conversation": 1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # a text message without sender: the app's default sender (None here)
+        (
+            {"message": {"text_message": {"text": "Hi"}}, "channel_properties": None},
+            (None, None, "Hi", None),
+        ),
+        # a media message
+        (
+            {"message": {"media_message": {"url": "https://x.example/v.mp4"}}},
+            ("28444", None, "", "https://x.example/v.mp4"),
+        ),
+        # an identity written with '+', a card without media
+        (
+            {
+                "recipient": {
+                    "identified_by": {
+                        "channel_identities": [{"channel": "MMS", "identity": "+15551231234"}]
+                    }
+                },
+                "message": {"card_message": {"title": "T", "description": "D"}},
+            },
+            ("28444", "T", "D", None),
+        ),
+    ],
+)
+def test_conversation_message_kinds(client_for, changes, expected):
+    http = client_for()
+    assert http.post(SEND, json=conversation(**changes), headers=basic()).status_code == 200
+    (entry,) = http.get("/_simulator/messages", params={"to": "15551231234"}).json()["messages"]
+    assert (entry["from"], entry["subject"], entry["body"], entry["media_url"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        (b'{"app_id": ', "Invalid JSON"),  # not JSON
+        (conversation(app_id=None), "app_id"),  # required
+        # contacts are not simulated: recipients are channel identities
+        (conversation(recipient={"contact_id": "01E6K4A8N3NANZ05VM0FS80EHD"}), "identified_by"),
+        (  # another channel
+            conversation(
+                recipient={
+                    "identified_by": {
+                        "channel_identities": [{"channel": "SMS", "identity": "1555"}]
+                    }
+                }
+            ),
+            "MMS channel only",
+        ),
+        (  # not a phone number
+            conversation(
+                recipient={
+                    "identified_by": {"channel_identities": [{"channel": "MMS", "identity": "12"}]}
+                }
+            ),
+            "invalid MMS channel identity",
+        ),
+        (conversation(message={}), "exactly one"),  # no message kind
+        (conversation(message={"text_message": {"text": ""}}), "text_message.text"),  # empty
+        (conversation(message={"media_message": {"url": "ftp://x"}}), "media_message.url"),  # ftp
+        (conversation(message={"card_message": {"title": "t" * 81}}), "80"),  # subject limit
+        (conversation(message={"card_message": {}}), "needs a title"),  # an empty card
+        (  # Sinch transcodes choices to text on MMS; the simulator does not
+            conversation(
+                message={"choice_message": {"text_message": {"text": "?"}, "choices": []}}
+            ),
+            "not choice_message",
+        ),
+        (conversation(channel_priority_order=["SMS"]), "channel_priority_order"),  # not MMS
+        (conversation(channel_properties={"MMS_SENDER": 28444}), "channel_properties"),  # int
+        (conversation(correlation_id="c" * 129), "correlation_id"),  # 128 at most
+    ],
+)
+def test_conversation_invalid_requests_get_400_invalid_argument(client_for, content, text):
+    http = client_for()
+    if isinstance(content, bytes):
+        headers = {**basic(), "Content-Type": "application/json"}
+        response = http.post(SEND, content=content, headers=headers)
+    else:
+        response = http.post(SEND, json=content, headers=basic())
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["status"]) == (400, "INVALID_ARGUMENT")
+    assert text in error["message"]
+    assert stats(http)["messages"] == 0
+
+
+def test_conversation_refused_number_is_accepted_then_failed(client_for):
+    http = client_for(reject_prefixes=["1555"])
+    response = http.post(SEND, json=conversation(), headers=basic())
+    assert response.status_code == 200 and response.json()["message_id"]
+    counters = stats(http)
+    assert (counters["messages"], counters["failed"]) == (0, 1)
+
+
+def test_conversation_fallback_injection(client_for):
+    http = client_for(mms_fallback_rate=1)
+    http.post(SEND, json=conversation(), headers=basic())
+    (entry,) = http.get("/_simulator/messages", params={"to": "15551231234"}).json()["messages"]
+    assert (entry["type"], entry["body"]) == ("sms", "20% off")
+    assert stats(http)["fallback_sms"] == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        ({"error_429_rate": 1, "retry_after_seconds": 2}, 429, "RESOURCE_EXHAUSTED"),  # load
+        ({"error_5xx_rate": 1}, 503, "UNAVAILABLE"),  # a server error
+        ({"timeout_rate": 1, "hang_seconds": 0.01}, 504, "DEADLINE_EXCEEDED"),  # a hang
+    ],
+)
+def test_conversation_faults_answer_errors_and_record_nothing(client_for, config, status, code):
+    http = client_for(**config)
+    response = http.post(SEND, json=conversation(), headers=basic())
+    assert response.status_code == status
+    assert response.json()["error"]["status"] == code
+    if status == 429:
+        assert response.headers["Retry-After"] == "2"
+    assert stats(http)["messages"] == 0
+
+
+# -- end to end: the real MMS clients over loopback ------------------------------------------
+
+
+def mms_message(to: str, reference: str, **changes: Any) -> MmsMessage:
+    fields = {
+        "to": to,
+        "sender": "28444",
+        "subject": "Summer sale",
+        "text": "20% off today",
+        "media_url": "https://cdn.example.com/sale.jpg",
+        "media_type": "image",
+        "fallback_text": "20% off today: https://x.example/s",
+        "fallback_disabled": False,
+        "client_reference": reference,
+        **changes,
+    }
+    return MmsMessage(**fields)
+
+
+def test_mms_through_the_real_client(sim):
+    sim.set_config(SimulatorConfig(reject_prefixes=["1555000000"]))
+    to = recipients(12)  # to[0] to to[9] start with the refused prefix
+    with SinchMmsClient(sim.sinch_mms_credentials()) as client:
+        refused = client.send(mms_message(to[0], "e2e:mms:0"))
+        sent = [client.send(mms_message(n, f"e2e:mms:{i}")) for i, n in enumerate(to[10:], 10)]
+
+    assert (refused.accepted, refused.status_code, refused.error) == (False, "E110", "E110")
+    assert refused.comment == "Invalid 'to' / receiver number."
+    assert all(r.accepted and r.tracking_id for r in sent)
+    counters = sim.stats()
+    assert counters["requests"]["mms_post"] == 3
+    assert counters["mms_messages"]["sinch_mms"] == 2 and counters["mms_refused"] == {"E110": 1}
+    (entry,) = sim.messages(to[11])
+    assert (entry["provider"], entry["type"], entry["subject"]) == (
+        "sinch_mms",
+        "mms",
+        "Summer sale",
+    )
+    assert (entry["message_id"], entry["client_reference"]) == (sent[1].tracking_id, "e2e:mms:11")
+
+
+def test_mms_timeout_after_accept_is_not_resent(sim):
+    sim.set_config(SimulatorConfig(hang_after_accept=[1], hang_seconds=3))
+    message = mms_message("+15550001234", "e2e:mms:hang")
+    with SinchMmsClient(sim.sinch_mms_credentials(), timeout_seconds=0.4) as client:
+        receipt = client.send(message)
+    assert (receipt.accepted, receipt.error) == (False, "unknown_outcome")
+    counters = sim.stats()
+    assert counters["requests"]["mms_post"] == 1  # never posted twice
+    assert counters["messages"] == 1 and counters["duplicates"] == 0  # yet it was delivered
+
+
+def test_conversation_through_the_real_client_with_token_refresh(sim):
+    to = recipients(3)
+    with SinchConversationClient(sim.conversation_credentials()) as client:
+        first = [
+            client.send(ConversationMessage(n, "28444", "Sale", "20% off", None, f"e2e:cv:{i}"))
+            for i, n in enumerate(to[:2])
+        ]
+        assert sim.stats()["requests"]["oauth_token"] == 1  # the token was reused
+        sim.reset()  # the simulator forgets its tokens: the next send gets a 401
+        last = client.send(
+            ConversationMessage(to[2], None, None, "", "https://x.example/a.jpg", "e2e:cv:2")
+        )
+
+    assert all(r.accepted and r.tracking_id for r in [*first, last])
+    counters = sim.stats()
+    assert counters["requests"]["conversation_post"] == 2  # the refused one and the resend
+    assert counters["requests"]["oauth_token"] == 1  # a new token after the reset
+    assert counters["mms_messages"]["sinch_conversation"] == 1 and counters["duplicates"] == 0
+    (entry,) = sim.messages(to[2])
+    assert (entry["message_id"], entry["from"]) == (last.tracking_id, None)
+    assert entry["media_url"] == "https://x.example/a.jpg"

@@ -1,0 +1,291 @@
+"""The simulated Sinch Conversation API, MMS channel only:
+
+    POST /oauth2/token
+        client credentials (HTTP Basic `key_id:key_secret`, or `client_id` and
+        `client_secret` form fields) -> `{"access_token", "token_type", "expires_in", "scope"}`
+    POST /v1/projects/{project_id}/messages:send
+        `Authorization: Bearer {token}` (or Basic `key_id:key_secret`)
+        -> `{"message_id", "accepted_time"}`
+
+Errors have Google's shape, `{"error": {"code", "message", "status", "details"}}`: 401
+`UNAUTHENTICATED` (unknown or expired token), 400 `INVALID_ARGUMENT` (the simulator checks
+`app_id`, a recipient `identified_by.channel_identities` entry on channel `MMS` with a
+phone number, `channel_priority_order` containing `MMS`, exactly one of `text_message`,
+`media_message`, `card_message` with a card title of at most 80 characters,
+`channel_properties` strings and a `correlation_id` of at most 128 characters), 429
+`RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE` and 504 `DEADLINE_EXCEEDED` for the injected faults.
+Choice, carousel and location messages (which Sinch transcodes to text on MMS) and
+`recipient.contact_id` are not implemented (400).
+
+The card title is the MMS subject; `channel_properties.MMS_SENDER` the sender (None in the
+message entry when absent: the app's default sender). A `reject_prefixes` number is
+accepted and counted as failed, as a later `FAILED` delivery report would say. Issued
+tokens live `TOKEN_SECONDS` and are forgotten by `/_simulator/reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from integrations.simulator.state import (
+    SimulatorState,
+    digits_of,
+    is_msisdn,
+    json_response,
+    now_timestamp,
+)
+
+PROVIDER = "sinch_conversation"
+TOKEN_SECONDS = 3600
+MAX_TITLE = 80
+MAX_CORRELATION_ID = 128
+MESSAGE_KINDS = ("text_message", "media_message", "card_message")
+OTHER_KINDS = (
+    "choice_message",
+    "carousel_message",
+    "location_message",
+    "list_message",
+    "template_message",
+    "contact_info_message",
+)
+
+
+def conversation_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    """A Conversation API error: `{"error": {"code", "message", "status", "details"}}`."""
+    body = {"error": {"code": status, "message": message, "status": code, "details": []}}
+    return json_response(orjson.dumps(body), status, headers)
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return json_response(orjson.dumps({"error": error, "error_description": description}), status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    key_id, sep, secret = decoded.partition(":")
+    return (key_id, secret) if sep else None
+
+
+def _url(value: Any, where: str) -> str:
+    url = value.get("url") if isinstance(value, dict) else None
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise _BadRequest(f"{where}.url must be an http(s) URL")
+    return url
+
+
+def _content(message: Any) -> tuple[str | None, str, str | None]:
+    """(subject, text, media URL) of the one message kind the request carries."""
+    if not isinstance(message, dict):
+        raise _BadRequest("message is required")
+    kinds = [kind for kind in (*MESSAGE_KINDS, *OTHER_KINDS) if kind in message]
+    if len(kinds) != 1:
+        raise _BadRequest(f"message must set exactly one message kind, got {kinds or 'none'}")
+    (kind,) = kinds
+    if kind in OTHER_KINDS:
+        raise _BadRequest(f"the simulator implements {', '.join(MESSAGE_KINDS)}, not {kind}")
+    body = message[kind]
+    if not isinstance(body, dict):
+        raise _BadRequest(f"message.{kind} must be an object")
+    if kind == "text_message":
+        text = body.get("text")
+        if not isinstance(text, str) or not text:
+            raise _BadRequest("message.text_message.text must not be empty")
+        return None, text, None
+    if kind == "media_message":
+        return None, "", _url(body, "message.media_message")
+    title, description = body.get("title"), body.get("description")
+    for name, value in (("title", title), ("description", description)):
+        if value is not None and not isinstance(value, str):
+            raise _BadRequest(f"message.card_message.{name} must be a string")
+    if title is not None and len(title) > MAX_TITLE:
+        raise _BadRequest(f"message.card_message.title is longer than {MAX_TITLE} characters")
+    media = body.get("media_message")
+    url = _url(media, "message.card_message.media_message") if media is not None else None
+    if not (title or description or url):
+        raise _BadRequest("message.card_message needs a title, a description or media")
+    return title or None, description or "", url
+
+
+def _mms_identity(recipient: Any) -> str:
+    """The digits of the recipient's MMS channel identity."""
+    if not isinstance(recipient, dict):
+        raise _BadRequest("recipient is required")
+    if "contact_id" in recipient:
+        raise _BadRequest("the simulator implements recipient.identified_by only")
+    identified = recipient.get("identified_by")
+    identities = identified.get("channel_identities") if isinstance(identified, dict) else None
+    if not isinstance(identities, list) or not identities:
+        raise _BadRequest("recipient.identified_by.channel_identities must not be empty")
+    for entry in identities:
+        if isinstance(entry, dict) and entry.get("channel") == "MMS":
+            identity = entry.get("identity")
+            digits = digits_of(identity) if isinstance(identity, str) else ""
+            if not is_msisdn(digits):
+                raise _BadRequest(f"invalid MMS channel identity {identity!r}")
+            return digits
+    raise _BadRequest("the simulator implements the MMS channel only")
+
+
+class Conversation:
+    """The Conversation side of the ledger: issued tokens and their expiry."""
+
+    provider = PROVIDER
+    channel = "mms"
+    requests = ("oauth_token", "conversation_post")
+
+    def __init__(self, state: SimulatorState):
+        self.state = state
+        self.reset()
+
+    def reset(self) -> None:
+        self.tokens: dict[str, float] = {}  # access token -> time.monotonic() it expires at
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+    def issue(self) -> str:
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = time.monotonic() + TOKEN_SECONDS
+        return token
+
+    def key_matches(self, key_id: str | None, secret: str | None) -> bool:
+        expected = self.state.config.conversation_keys.get(key_id or "")
+        return expected is not None and secrets.compare_digest(expected, secret or "")
+
+    def authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer":
+            expires = self.tokens.get(token.strip())
+            return expires is not None and time.monotonic() < expires
+        basic = _basic(request)
+        return basic is not None and self.key_matches(*basic)
+
+    def accept(self, raw: bytes) -> tuple[bytes, bool]:
+        """Validate and record one `messages:send`; return (answer, whether to hang).
+        Raises _BadRequest, before recording anything, when the request is invalid."""
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _BadRequest("Invalid JSON payload received") from None
+        if not isinstance(payload, dict):
+            raise _BadRequest("the request body must be a JSON object")
+        app_id = payload.get("app_id")
+        if not isinstance(app_id, str) or not app_id.strip():
+            raise _BadRequest("app_id is required")
+        digits = _mms_identity(payload.get("recipient"))
+        subject, text, media_url = _content(payload.get("message"))
+        order = payload.get("channel_priority_order")
+        if order is not None and (not isinstance(order, list) or "MMS" not in order):
+            raise _BadRequest("channel_priority_order must include MMS")
+        properties = payload.get("channel_properties") or {}
+        if not isinstance(properties, dict) or not all(
+            isinstance(v, str) for v in properties.values()
+        ):
+            raise _BadRequest("channel_properties must map names to strings")
+        correlation_id = payload.get("correlation_id")
+        if correlation_id is not None and (
+            not isinstance(correlation_id, str) or len(correlation_id) > MAX_CORRELATION_ID
+        ):
+            raise _BadRequest(f"correlation_id must be at most {MAX_CORRELATION_ID} characters")
+        metadata = payload.get("message_metadata")
+        if metadata is not None and not isinstance(metadata, str):
+            raise _BadRequest("message_metadata must be a string")
+
+        state = self.state
+        message_id = state.new_ulid()
+        prefixes = state.reject_prefixes
+        if prefixes and digits.startswith(prefixes):
+            state.failed += 1  # accepted now, FAILED in the delivery report
+        else:
+            state.deliver_mms(
+                PROVIDER,
+                digits,
+                message_id=message_id,
+                client_reference=correlation_id or metadata or None,
+                sender=properties.get("MMS_SENDER"),
+                subject=subject,
+                text=text,
+                media_url=media_url,
+            )
+        answer = {"message_id": message_id, "accepted_time": now_timestamp()}
+        return orjson.dumps(answer), state.accepted_request()
+
+
+def router(state: SimulatorState) -> APIRouter:
+    """The OAuth2 token and Conversation endpoints, their bookkeeping attached to `state`."""
+    conversation = Conversation(state)
+    state.attach(conversation)
+    api = APIRouter()
+
+    @api.post("/oauth2/token")
+    async def token(request: Request) -> Response:
+        state.requests["oauth_token"] += 1
+        await state.delay()
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        key_id, secret = _basic(request) or (
+            form.get("client_id", [None])[0],
+            form.get("client_secret", [None])[0],
+        )
+        if not conversation.key_matches(key_id, secret):
+            return _oauth_error(401, "invalid_client", "Client authentication failed")
+        if form.get("grant_type", [None])[0] != "client_credentials":
+            return _oauth_error(400, "unsupported_grant_type", "Use client_credentials")
+        body = {
+            "access_token": conversation.issue(),
+            "token_type": "bearer",
+            "expires_in": TOKEN_SECONDS,
+            "scope": "",
+        }
+        return json_response(orjson.dumps(body))
+
+    @api.post("/v1/projects/{project_id}/messages:send")
+    async def send(project_id: str, request: Request) -> Response:
+        state.requests["conversation_post"] += 1
+        cfg = state.config
+        await state.delay()
+        if not conversation.authorized(request):
+            return conversation_error(
+                401, "UNAUTHENTICATED", "Request had invalid authentication credentials."
+            )
+        fault = state.draw_fault()
+        if fault == "429":
+            headers = {"Retry-After": f"{cfg.retry_after_seconds:g}"}
+            return conversation_error(429, "RESOURCE_EXHAUSTED", "Too many requests", headers)
+        if fault == "5xx":
+            return conversation_error(503, "UNAVAILABLE", "The service is currently unavailable.")
+        raw = await request.body()
+        if fault == "timeout":
+            await asyncio.sleep(cfg.hang_seconds)
+            return conversation_error(504, "DEADLINE_EXCEEDED", "Deadline exceeded")
+        try:
+            answer, hang = conversation.accept(raw)
+        except _BadRequest as exc:
+            return conversation_error(400, "INVALID_ARGUMENT", exc.message)
+        if hang:
+            await asyncio.sleep(cfg.hang_seconds)
+        return json_response(answer)
+
+    return api

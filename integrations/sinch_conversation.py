@@ -1,0 +1,409 @@
+"""Sinch Conversation API client for the MMS channel, synchronous httpx:
+`POST https://{us|eu}.conversation.api.sinch.com/v1/projects/{project_id}/messages:send`.
+
+One `send()` is one MMS to one number, addressed by channel identity (`MMS`, the number
+without "+") and pinned to the MMS channel (`channel_priority_order: ["MMS"]`). The
+message becomes:
+
+- a `card_message` when there is a subject (its `title` is the MMS subject, at most 80
+  ASCII characters; the text is the `description`, the media its `media_message`) or
+  when there are both a text and a media;
+- else a `media_message` (media only) or a `text_message` (text only).
+
+`channel_properties.MMS_SENDER` carries the sender, left out when there is none (the
+app's default sender is used). The send key travels as `correlation_id` (propagated to
+delivery reports and replies) and as `message_metadata` (returned as `metadata` in the
+`MESSAGE_DELIVERY` report).
+
+Authentication: an OAuth2 client-credentials token from `auth_url` (HTTP Basic with the
+access key id and secret), cached until shortly before it expires; a 401 on a send
+fetches a new token and sends again, once (a 401 means nothing was accepted).
+
+Answers and retries follow the Sinch MMS client (`integrations.sinch_mms`):
+
+- 200 `{"message_id", "accepted_time"}`: accepted; `tracking_id` is the message_id.
+  Refusals of the message itself arrive later, in `MESSAGE_DELIVERY` reports.
+- Request-wide errors, `{"error": {"code": 400, "message": ..., "status":
+  "INVALID_ARGUMENT"}}` and other 4xx, raise `ProviderError(retryable=False)` with the
+  message as text and the status (`INVALID_ARGUMENT`, `PERMISSION_DENIED`, ...) as code.
+- 429 and a failure to open the connection mean nothing was accepted: wait and post again;
+  exhausted retries raise `ProviderError(retryable=True)`. Token requests are retried the
+  same way (they have no side effects).
+- A timeout after the request was written, a dropped connection, a 5xx or an unreadable
+  200 leave the outcome unknown. The API offers no look-up by client reference (listing
+  messages filters by contact, conversation, channel identity and time, not by
+  `correlation_id` or metadata, and only in CONVERSATION processing mode), so the message
+  is not posted again: `send()` returns the unknown-outcome receipt, and
+  `send(reconcile=True)` returns it at once without any HTTP call.
+
+Vendor errors become `ProviderError` here and nowhere else. The key secret and the
+access token live in `SecretStr`s and are added to each request at send time; they are
+never logged, shown in a repr or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, SecretStr, field_validator
+
+from engine.errors import ProviderError
+from integrations.rate_limit import TokenBucket
+from integrations.sinch_mms import (
+    MAX_BACKOFF_SECONDS,
+    Failure,
+    MmsReceipt,
+    check_client_reference,
+    check_subject_and_text,
+    e164_digits,
+    http_summary,
+    retry_after,
+    unknown_outcome,
+)
+
+logger = logging.getLogger(__name__)
+
+CONVERSATION_REGIONS: dict[str, str] = {
+    region: f"https://{region}.conversation.api.sinch.com" for region in ("us", "eu")
+}
+DEFAULT_AUTH_URL = "https://auth.sinch.com/oauth2/token"
+CHANNEL = "MMS"
+TOKEN_MARGIN_SECONDS = 60.0  # refresh this long before expiry (at most a tenth of the lifetime)
+DEFAULT_TOKEN_SECONDS = 3600.0  # when the token answer has no usable expires_in
+
+# Failures raised before any byte of the request was written: safe to resend blindly.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must start with https:// (or http:// for a simulator)")
+    return value
+
+
+class ConversationCredentials(BaseModel):
+    """Where and as whom to call the Conversation API: a project, an app with the MMS
+    channel configured, and an access key (key id and secret) of the project."""
+
+    project_id: str
+    app_id: str
+    key_id: str
+    key_secret: SecretStr
+    region: Literal["us", "eu"] = "us"
+    base_url: str | None = None
+    """Overrides the regional host, e.g. `http://127.0.0.1:8765` for the simulator."""
+    auth_url: str = DEFAULT_AUTH_URL
+
+    @field_validator("project_id", "app_id", "key_id")
+    @classmethod
+    def _id_not_blank(cls, value: str) -> str:
+        if not value.strip() or "/" in value:
+            raise ValueError("must be a non-empty id without '/'")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("auth_url")
+    @classmethod
+    def _auth_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    def endpoint(self) -> str:
+        """`{base}/v1/projects/{project_id}/messages:send`."""
+        base = self.base_url or CONVERSATION_REGIONS[self.region]
+        return f"{base}/v1/projects/{self.project_id}/messages:send"
+
+
+@dataclass(frozen=True)
+class ConversationMessage:
+    """One MMS to one number through the Conversation API. `to` is E.164 with "+";
+    `sender` the MMS short code or long number (None: the app's default sender);
+    `subject` becomes the card title; `client_reference` is the send key."""
+
+    to: str
+    sender: str | None
+    subject: str | None
+    text: str
+    media_url: str | None
+    client_reference: str
+
+
+def build_send_payload(app_id: str, message: ConversationMessage) -> dict[str, Any]:
+    """The JSON body of `messages:send`; raises ValueError on a message this client will
+    not send."""
+    identity = e164_digits(message.to)
+    check_client_reference(message.client_reference)
+    subject = message.subject or None
+    check_subject_and_text(subject, message.text)
+    media = message.media_url
+    if media is not None and not media.startswith(("https://", "http://")):
+        raise ValueError(f"media_url {media!r} is not an http(s) URL")
+    if not message.text and media is None:
+        raise ValueError("an MMS needs a text or a media")
+
+    if subject is not None or (message.text and media is not None):
+        card: dict[str, Any] = {}
+        if subject is not None:
+            card["title"] = subject
+        if message.text:
+            card["description"] = message.text
+        if media is not None:
+            card["media_message"] = {"url": media}
+        body: dict[str, Any] = {"card_message": card}
+    elif media is not None:
+        body = {"media_message": {"url": media}}
+    else:
+        body = {"text_message": {"text": message.text}}
+
+    payload: dict[str, Any] = {
+        "app_id": app_id,
+        "recipient": {
+            "identified_by": {"channel_identities": [{"channel": CHANNEL, "identity": identity}]}
+        },
+        "message": body,
+        "channel_priority_order": [CHANNEL],
+    }
+    sender = (message.sender or "").strip().removeprefix("+")
+    if sender:
+        payload["channel_properties"] = {"MMS_SENDER": sender}
+    payload["correlation_id"] = message.client_reference
+    payload["message_metadata"] = message.client_reference
+    return payload
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_details(response: httpx.Response) -> tuple[str, str | None]:
+    """(text, code) from `{"error": {"code", "message", "status"}}` or an OAuth2
+    `{"error", "error_description"}` body; tolerant of anything else."""
+    data = _json(response)
+    if isinstance(data, dict):
+        nested = data.get("error")
+        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
+            code = nested.get("status") or nested.get("code")
+            return nested["message"], str(code) if code is not None else None
+        if isinstance(nested, str):
+            description = data.get("error_description")
+            text = f"{nested}: {description}" if isinstance(description, str) else nested
+            return text, nested
+    return http_summary(response), None
+
+
+class SinchConversationClient:
+    """Sends MMS through one Conversation API app; see the module docstring."""
+
+    def __init__(
+        self,
+        credentials: ConversationCredentials,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: TokenBucket | None = None,
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        timeout_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.credentials = credentials
+        self._rate_limiter = rate_limiter
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+        self._clock = clock
+        self._token: SecretStr | None = None
+        self._token_expires_at = 0.0
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=timeout_seconds,
+            headers={"Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"SinchConversationClient(endpoint={self.credentials.endpoint()!r})"
+
+    # -- public API ---------------------------------------------------------------------
+
+    def send(self, message: ConversationMessage, *, reconcile: bool = False) -> MmsReceipt:
+        """Send one MMS at most once and say what became of it.
+
+        `reconcile=True` is for a message whose earlier attempt's outcome is unknown: with
+        no look-up available it is not sent again and the unknown-outcome receipt comes
+        back. Raises ValueError on an invalid message, before any HTTP call, and
+        ProviderError when the API cannot be used.
+        """
+        payload = build_send_payload(self.credentials.app_id, message)
+        ref = message.client_reference
+        if reconcile:
+            logger.warning(
+                "Conversation correlation_id %r: outcome of an earlier attempt unknown and no "
+                "look-up exists; not sent again",
+                ref,
+            )
+            return unknown_outcome(message.to)
+        if self._rate_limiter is not None:
+            self._rate_limiter.acquire(1)
+
+        attempt = 0
+        refreshed = False
+        while True:
+            token = self._access_token()
+            outcome = self._post_once(payload, token, message.to)
+            if isinstance(outcome, MmsReceipt):
+                return outcome
+            if outcome.status_code == 401:
+                if refreshed:
+                    raise ProviderError(
+                        outcome.text, status_code=401, code=outcome.code, retryable=False
+                    )
+                logger.info("Conversation API refused the access token; fetching a new one")
+                refreshed = True
+                self._token = None
+                continue
+            attempt += 1
+            logger.warning(
+                "Conversation messages:send (correlation_id %r) attempt %d/%d failed: %s",
+                ref,
+                attempt,
+                self._max_attempts,
+                outcome.text,
+            )
+            if outcome.unknown:
+                logger.warning(
+                    "Conversation correlation_id %r: outcome unknown, not sent again", ref
+                )
+                return unknown_outcome(message.to)
+            if attempt >= self._max_attempts:
+                raise ProviderError(
+                    f"Conversation messages:send (correlation_id {ref!r}) failed {attempt} "
+                    f"times: {outcome.text}; nothing was accepted, sending again is safe",
+                    status_code=outcome.status_code,
+                    code=outcome.code,
+                    retryable=True,
+                )
+            self._sleep(self._delay(attempt, outcome.retry_after))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SinchConversationClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _delay(self, failures: int, wait: float | None) -> float:
+        """Backoff before the next attempt after `failures` failed ones."""
+        if wait is not None:
+            return wait
+        base = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (failures - 1))
+        return base * (1.0 + 0.5 * random.random())
+
+    def _access_token(self) -> SecretStr:
+        """The cached token, or a new one when there is none or it is about to expire."""
+        if self._token is not None and self._clock() < self._token_expires_at:
+            return self._token
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome = self._fetch_token()
+            if isinstance(outcome, SecretStr):
+                return outcome
+            logger.warning(
+                "Sinch OAuth2 token request attempt %d/%d failed: %s",
+                attempt,
+                self._max_attempts,
+                outcome.text,
+            )
+            if attempt >= self._max_attempts:
+                raise ProviderError(
+                    f"Sinch OAuth2 token request failed {attempt} times: {outcome.text}",
+                    status_code=outcome.status_code,
+                    code=outcome.code,
+                    retryable=True,
+                )
+            self._sleep(self._delay(attempt, outcome.retry_after))
+
+    def _fetch_token(self) -> SecretStr | Failure:
+        credentials = self.credentials
+        started = self._clock()
+        try:
+            response = self._http.post(
+                credentials.auth_url,
+                data={"grant_type": "client_credentials"},
+                auth=httpx.BasicAuth(credentials.key_id, credentials.key_secret.get_secret_value()),
+            )
+        except httpx.TransportError as exc:
+            return Failure(f"token request failed ({type(exc).__name__})")
+        status = response.status_code
+        if 200 <= status < 300:
+            data = _json(response)
+            token = data.get("access_token") if isinstance(data, dict) else None
+            if not isinstance(token, str) or not token:
+                return Failure(f"unreadable {status} token answer", status_code=status)
+            lifetime = data.get("expires_in")
+            if not isinstance(lifetime, int | float) or lifetime <= 0:
+                lifetime = DEFAULT_TOKEN_SECONDS
+            margin = min(TOKEN_MARGIN_SECONDS, lifetime / 10)
+            self._token = SecretStr(token)
+            self._token_expires_at = started + lifetime - margin
+            return self._token
+        text, code = _error_details(response)
+        if status == 429 or status >= 500:
+            return Failure(text, status_code=status, code=code, retry_after=retry_after(response))
+        raise ProviderError(
+            f"Sinch OAuth2 token request refused: {text}",
+            status_code=status,
+            code=code,
+            retryable=False,
+        )
+
+    def _post_once(
+        self, payload: dict[str, Any], token: SecretStr, to: str
+    ) -> MmsReceipt | Failure:
+        try:
+            response = self._http.post(
+                self.credentials.endpoint(),
+                json=payload,
+                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+            )
+        except _NOT_SENT as exc:
+            return Failure(f"could not connect ({type(exc).__name__}: {exc})")
+        except httpx.TimeoutException as exc:
+            return Failure(f"timed out ({type(exc).__name__})", unknown=True)
+        except httpx.TransportError as exc:
+            return Failure(f"connection failed ({type(exc).__name__}: {exc})", unknown=True)
+
+        status = response.status_code
+        if 200 <= status < 300:
+            data = _json(response)
+            message_id = data.get("message_id") if isinstance(data, dict) else None
+            if not isinstance(message_id, str) or not message_id:
+                return Failure(f"unreadable {status} answer", status_code=status, unknown=True)
+            return MmsReceipt(to=to, tracking_id=message_id, accepted=True)
+        text, code = _error_details(response)
+        if status == 401:
+            return Failure(text, status_code=status, code=code)
+        if status == 429:
+            return Failure(text, status_code=status, code=code, retry_after=retry_after(response))
+        if status >= 500:
+            return Failure(text, status_code=status, code=code, unknown=True)
+        raise ProviderError(text, status_code=status, code=code, retryable=False)

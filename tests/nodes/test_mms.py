@@ -1,0 +1,117 @@
+"""The mms node's rules: subject, media, fallback, countries (table-driven, no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from engine.scenario import parse_scenario
+from nodes.base import JourneyItem
+from nodes.mms import MmsNode
+from tests.conftest import project_settings
+
+BASE = {
+    "id": "promo",
+    "type": "mms",
+    "text": "Hi {{ customer.first_name }}",
+    "fallback": {"text": "Hi {{ customer.first_name }}, see https://example.com/sale"},
+}
+
+
+def node(**fields) -> MmsNode:
+    return MmsNode.model_validate({**BASE, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"subject": "x" * 81}, "subject has 81 characters; the maximum is 80"),
+        ({"subject": "Sale 🎉"}, "plain ASCII only"),  # emoji
+        ({"subject": "Café"}, "plain ASCII only"),  # other non-ASCII
+        ({"media_url": "ftp://cdn.example.com/a.jpg"}, r"not an http\(s\) URL"),
+        ({"fallback": None}, "fallback"),  # a fallback text, or `disabled`, is required
+        ({"fallback": "maybe"}, "fallback"),
+    ],
+)
+def test_invalid_mms_fields_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        node(**fields)
+
+
+def test_a_valid_subject_of_80_ascii_characters_passes():
+    assert node(subject="x" * 80).subject == "x" * 80
+
+
+@pytest.mark.parametrize(
+    ("media_url", "api", "problem"),
+    [
+        ("https://cdn.example.com/a.JPG", "sinch_mms", None),  # image, any case
+        ("https://cdn.example.com/a.gif", "infobip_mms", None),
+        ("https://cdn.example.com/clip.mp4", "sinch_mms", None),  # video
+        ("https://cdn.example.com/card.vcf", "sinch_mms", None),  # contact card
+        ("https://cdn.example.com/menu.pdf", "sinch_mms", "pdf"),  # PDF: Conversation API only
+        ("https://cdn.example.com/menu.pdf", "sinch_conversation", None),
+        ("https://cdn.example.com/clip.mov", "sinch_conversation", None),
+        ("https://cdn.example.com/song.mp3", "sinch_conversation", "mp3"),  # never
+        ("https://cdn.example.com/noextension", "sinch_mms", "not supported"),
+    ],
+)
+def test_media_types_depend_on_the_integration(media_url, api, problem):
+    settings = project_settings(
+        integrations={"simulator": {"type": "simulator"}, "mms": {"type": "simulator", "api": api}}
+    )
+    problems = node(media_url=media_url).problems(settings)
+    media = [message for field, message in problems if field == "media_url"]
+    if problem is None:
+        assert media == []
+    else:
+        assert media and problem in media[0]
+
+
+def test_an_sms_integration_cannot_carry_an_mms_node():
+    problems = node(integration="simulator").problems(project_settings())
+    assert ("integration", "integration 'simulator' does not send mms") in problems
+
+
+SCENARIO = """
+id: promo
+name: Promo
+settings: {consent_category: sms_marketing, silent_hours: none}
+nodes:
+  - {id: start, type: trigger, kind: launch}
+  - id: promo
+    type: mms
+    subject: Summer sale
+    text: "Hi {{ customer.first_name }}"
+    media_url: https://cdn.example.com/sale.jpg
+    fallback: {text: "Hi {{ customer.first_name }}, sale at https://example.com"}
+edges:
+  - {from: start, to: promo}
+"""
+
+
+def item(phone: str | None, region: str | None, **attributes) -> JourneyItem:
+    return JourneyItem(1, "c1", "launch", "v", attributes, {}, phone, None, region)
+
+
+@pytest.mark.parametrize(
+    ("phone", "region", "attributes", "failure"),
+    [
+        ("+12125550123", "US", {"first_name": "Ann"}, None),
+        ("+14165550123", "CA", {"first_name": "Ann"}, None),
+        ("+61412345678", "AU", {"first_name": "Ann"}, "mms_not_available"),  # MMS: US, CA only
+        (None, None, {"first_name": "Ann"}, "invalid_phone"),
+        ("+12125550123", "US", {}, "template_error"),  # no first_name
+    ],
+)
+def test_composition_per_customer(phone, region, attributes, failure):
+    settings = project_settings()
+    scenario = parse_scenario(SCENARIO, "promo.yaml", settings)
+    [composed] = scenario.nodes["promo"].compose(
+        settings, scenario, [item(phone, region, **attributes)]
+    )
+    assert composed.get("failure", (None,))[0] == failure
+    if failure is None:
+        assert composed["text"] == "Hi Ann"
+        assert composed["fallback_text"] == "Hi Ann, sale at https://example.com"
+        assert composed["parts"] == 1 and composed["encoding"] == "GSM-7"
