@@ -2,8 +2,8 @@
 
 It writes a fresh demo project (SQLite in the demo folder, the simulator as the SMS
 provider), starts the simulator, imports the shipped sample audience, launches the shipped
-welcome scenario through the Prefect flows, and shows the evaluation and what the
-simulator received.
+welcome scenario (SMS) and MMS promotion through the Prefect flows, and shows the
+evaluation and what the simulator received.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from engine.reports import Report
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 DEMO_SCENARIO = REPOSITORY / "scenarios" / "welcome.yaml"
+DEMO_MMS_SCENARIO = REPOSITORY / "scenarios" / "mms_promo.yaml"
 DEMO_AUDIENCE = REPOSITORY / "scenarios" / "demo" / "customers.csv"
 
 
@@ -25,8 +26,9 @@ def demo_settings(database: Path, simulator_url: str) -> dict:
     """The repository's settings, pointed at a fresh database and a running simulator."""
     settings = yaml.safe_load((REPOSITORY / "scenarist.yaml").read_text())
     settings["database_url"] = f"sqlite:///{database}"
-    settings["integrations"] = {"simulator": {"type": "simulator", "url": simulator_url}}
-    settings["default_sms_provider"] = "simulator"
+    for integration in settings["integrations"].values():
+        if integration["type"] == "simulator":
+            integration["url"] = simulator_url
     return settings
 
 
@@ -44,17 +46,20 @@ def run_demo(folder: Path, console: Console) -> int:
         )
         console.rule("1. import the sample audience")
         import_customers(DEMO_AUDIENCE, settings=settings_file, batch=1000)
-        console.rule("2. launch scenarios/welcome.yaml through Prefect")
+        console.rule("2. launch scenarios/welcome.yaml (SMS) through Prefect")
         launch(DEMO_SCENARIO, settings=settings_file)
-        console.rule("3. what the provider simulator received")
+        console.rule("3. launch scenarios/mms_promo.yaml (MMS with SMS fallback)")
+        launch(DEMO_MMS_SCENARIO, settings=settings_file)
+        console.rule("4. what the provider simulator received")
         stats = simulator.stats()
         print_report(
             Report(
-                "Simulator (Sinch SMS API)",
+                "Provider simulator",
                 ("measure", "value"),
                 [
-                    ("POST /batches requests", stats["batches"]),
-                    ("messages received", stats["messages"]),
+                    ("Sinch SMS POST /batches requests", stats["batches"]),
+                    ("messages received, SMS and MMS", stats["messages"]),
+                    ("of which MMS (Sinch MMS API)", sum(stats["mms_messages"].values())),
                     ("distinct recipients", stats["recipients"]),
                     ("recipients messaged twice by one send", stats["duplicates"]),
                 ],

@@ -203,7 +203,7 @@ class OneByOneMmsGateway:
             subject=payload["subject"],
             text=payload["body"],
             media_url=payload["media_url"],
-            media_type=payload["media_type"],
+            media_type=_sinch_slide_kind(payload["media_type"]),
             fallback_text=payload["fallback_text"],
             fallback_disabled=payload["fallback_disabled"],
             client_reference=send_key,
@@ -211,6 +211,17 @@ class OneByOneMmsGateway:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _sinch_slide_kind(content_type: str | None) -> str | None:
+    """The MMS JSON API names a slide's media by kind, not by content type."""
+    if content_type is None:
+        return None
+    if content_type == "text/vcard":
+        return "vcard"
+    if content_type == "application/pdf":
+        return "pdf"
+    return content_type.split("/", 1)[0]  # image/jpeg -> image, video/mp4 -> video
 
 
 def _refusals(results: list[DestinationResult]) -> dict[str, dict[str, Any]]:
@@ -232,7 +243,9 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
     gateways are built exactly like the real ones, with the simulator's credentials.
     """
     integration = settings.integrations[name]
-    limit = TokenBucket(integration.rate_limit)
+    # A tenth of a second of burst, no more: the provider's own bucket (a second's worth,
+    # typically) then absorbs network jitter, so our pacing never meets its 429.
+    limit = TokenBucket(integration.rate_limit, burst=max(1.0, integration.rate_limit / 10))
     simulated = isinstance(integration, SimulatorIntegration)
     api = integration_api(integration)
     if api == "sinch_sms":

@@ -14,7 +14,7 @@ from integrations.simulator.server import run_simulator
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m integrations.simulator",
-        description="Local Sinch SMS and Infobip SMS API simulator",
+        description="Local Sinch (SMS, MMS, Conversation) and Infobip (SMS, MMS) API simulator",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

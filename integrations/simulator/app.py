@@ -4,20 +4,27 @@ shapes and error bodies, plus a few `/_simulator/*` endpoints for tests and benc
 Each provider lives in its own module, which documents its endpoints:
 
     sinch_sms.py      Sinch SMS REST API       /xms/v1/{service_plan_id}/batches[/{id}]
-    infobip.py        Infobip SMS API          /sms/3/messages
+    infobip.py        Infobip SMS and MMS APIs /sms/3/messages, /mms/2/messages
     sinch_mms.py      Sinch MMS JSON API       /ep/v2/ (action sendmms)
     conversation.py   Sinch Conversation API   /oauth2/token, /v1/projects/{id}/messages:send
 
 They share one ledger (`state.py`): the per-recipient counters, the fault and fallback
-draws and the hang bookkeeping. This module only composes them and serves:
+draws, the hang bookkeeping, the optional rate limiter (`rate_limit_per_second`: one
+token bucket over every send endpoint) and the arrival log. This module only composes
+them and serves:
 
     GET  /_simulator/stats      counters over every provider (see `SimulatorState.stats`)
     GET  /_simulator/messages   `?to=+1555...`: what one number received, rendered
-    POST /_simulator/reset      forget every batch, message, token and counter
+    GET  /_simulator/arrivals   `{"arrivals": [[seconds_since_first, recipients], ...]}`: every
+                                accepted send request (rate-limited, invalid and faulted ones
+                                are not listed), timed when it was admitted
+    POST /_simulator/reset      forget every batch, message, token, counter and arrival
     GET|PUT /_simulator/config  read or replace the configuration
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
@@ -30,9 +37,12 @@ from integrations.simulator.state import SimulatorState, json_bytes, json_respon
 PROVIDERS = (sinch_sms, infobip, sinch_mms, conversation)
 
 
-def create_app(config: SimulatorConfig | None = None) -> FastAPI:
-    """A fresh simulator app; its state is at `app.state.simulator`."""
-    state = SimulatorState(config or SimulatorConfig())
+def create_app(
+    config: SimulatorConfig | None = None, *, clock: Callable[[], float] | None = None
+) -> FastAPI:
+    """A fresh simulator app; its state is at `app.state.simulator`. `clock` (monotonic
+    seconds, default `time.monotonic`) drives the rate limiter and the arrival log."""
+    state = SimulatorState(config or SimulatorConfig(), clock=clock)
     app = FastAPI(title="Scenarist provider simulator", version="1")
     app.state.simulator = state
     for provider in PROVIDERS:
@@ -46,6 +56,10 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     async def messages(to: str) -> Response:
         received = state.messages_for(to)
         return json_response(json_bytes({"to": to, "count": len(received), "messages": received}))
+
+    @app.get("/_simulator/arrivals")
+    async def arrivals() -> Response:
+        return json_response(json_bytes({"arrivals": state.arrivals()}))
 
     @app.post("/_simulator/reset")
     async def reset() -> Response:

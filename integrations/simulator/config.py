@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
 
 
 class SimulatorConfig(BaseModel):
     """Faults are drawn from one `random.Random(seed)`, one draw per send request (Sinch
-    `POST /batches`, Infobip `POST /sms/3/messages`, Sinch MMS `POST /ep/v2/`,
-    Conversation `POST .../messages:send`), so a run is reproducible; rates are
+    `POST /batches`, Infobip `POST /sms/3/messages` and `POST /mms/2/messages`, Sinch MMS
+    `POST /ep/v2/`, Conversation `POST .../messages:send`), so a run is reproducible; rates are
     probabilities between 0 and 1 and apply to those endpoints only (listing and fetching
     batches and issuing OAuth2 tokens always answer). MMS fallback draws come from a
     second generator seeded from `seed`, so they never shift the fault sequence."""
@@ -48,10 +48,10 @@ class SimulatorConfig(BaseModel):
     Sinch MMS API answers `Failure` `E110`; the Conversation API accepts the message
     (its failure would come later, in a delivery report) and counts it as failed."""
     mms_fallback_rate: float = Field(default=0, ge=0, le=1)
-    """Share of accepted MMS (both MMS APIs) delivered as fallback SMS: the message entry
+    """Share of accepted MMS (every MMS API) delivered as fallback SMS: the message entry
     says `type: "sms"` and carries the fallback text. A Sinch MMS sent with
-    `disable-fallback-sms: true` that draws a fallback fails instead (counted in
-    `failed`, not received)."""
+    `disable-fallback-sms: true`, or an Infobip MMS without `options.smsFailover`, that
+    draws a fallback fails instead (counted in `failed`, not received)."""
     mms_unsupported_carrier_prefixes: list[Digits] = Field(default_factory=list)
     """Sinch MMS recipients whose digits start with one of these are refused with `E628`
     (mobile operator / carrier not supported)."""
@@ -63,4 +63,21 @@ class SimulatorConfig(BaseModel):
     start-up, the last reset or the last config change, that are recorded and then
     answered only after `hang_seconds`."""
     hang_seconds: float = Field(default=30, ge=0)
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    """A server-side token bucket shared by every send endpoint (Sinch SMS batches,
+    Infobip SMS and MMS, Sinch MMS, Conversation), refilled at this many tokens a second;
+    each recipient or destination of a request takes one token. A request asking for more
+    tokens than are left is refused whole with that provider's 429 (its `Retry-After` says
+    when enough tokens will be there) and counted in `faults.rate_limited`. Checked after
+    validation, so an invalid request takes no tokens. None: no limit."""
+    rate_limit_burst: float | None = Field(default=None, gt=0)
+    """The bucket's size; default one second's worth (`rate_limit_per_second`, at least 1).
+    A request with more recipients than this is always refused. The bucket starts full
+    and is refilled by a config change or a reset."""
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _burst_needs_a_rate(self) -> SimulatorConfig:
+        if self.rate_limit_burst is not None and self.rate_limit_per_second is None:
+            raise ValueError("rate_limit_burst is set but rate_limit_per_second is not")
+        return self

@@ -13,7 +13,8 @@ Errors have Google's shape, `{"error": {"code", "message", "status", "details"}}
 phone number, `channel_priority_order` containing `MMS`, exactly one of `text_message`,
 `media_message`, `card_message` with a card title of at most 80 characters,
 `channel_properties` strings and a `correlation_id` of at most 128 characters), 429
-`RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE` and 504 `DEADLINE_EXCEEDED` for the injected faults.
+`RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE` and 504 `DEADLINE_EXCEEDED` for the injected faults
+(and 429 `RESOURCE_EXHAUSTED` when the rate limiter refuses a message).
 Choice, carousel and location messages (which Sinch transcodes to text on MMS) and
 `recipient.contact_id` are not implemented (400).
 
@@ -37,6 +38,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from integrations.simulator.state import (
+    RateLimited,
     SimulatorState,
     digits_of,
     is_msisdn,
@@ -185,7 +187,8 @@ class Conversation:
 
     def accept(self, raw: bytes) -> tuple[bytes, bool]:
         """Validate and record one `messages:send`; return (answer, whether to hang).
-        Raises _BadRequest, before recording anything, when the request is invalid."""
+        Raises _BadRequest, before recording anything, when the request is invalid, or
+        RateLimited (one token) when the rate limiter refuses it."""
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -215,6 +218,7 @@ class Conversation:
             raise _BadRequest("message_metadata must be a string")
 
         state = self.state
+        state.admit(1)
         message_id = state.new_ulid()
         prefixes = state.reject_prefixes
         if prefixes and digits.startswith(prefixes):
@@ -284,6 +288,9 @@ def router(state: SimulatorState) -> APIRouter:
             answer, hang = conversation.accept(raw)
         except _BadRequest as exc:
             return conversation_error(400, "INVALID_ARGUMENT", exc.message)
+        except RateLimited as exc:
+            headers = {"Retry-After": exc.header}
+            return conversation_error(429, "RESOURCE_EXHAUSTED", "Too many requests", headers)
         if hang:
             await asyncio.sleep(cfg.hang_seconds)
         return json_response(answer)

@@ -1,27 +1,56 @@
-"""The simulated Infobip SMS API (`Authorization: App {key}`):
+"""The simulated Infobip SMS and MMS APIs (`Authorization: App {key}`, the same keys):
 
     POST /sms/3/messages        validate (400 `E400` with violations), answer 200 with a status
                                 per destination: PENDING_ACCEPTED, REJECTED_DESTINATION for a
-                                `reject_prefixes` number, REJECTED_DUPLICATE_MESSAGE_ID for a
+                                `reject_prefixes` number, REJECTED_PREFIX_MISSING for something
+                                that is not a phone number, REJECTED_DUPLICATE_MESSAGE_ID for a
                                 messageId accepted before (not counted again)
+    POST /mms/2/messages        the same for MMS: `messages[]` with `sender`,
+                                `destinations[{to, messageId}]`, `content{title (<= 66),
+                                messageSegments[TEXT{text} | LINK{contentType, contentUrl}]}`
+                                and `options.smsFailover{sender, text}`; the answer has the
+                                SMS v3 shape, each destination with `details.messageCount` 1
 
-Each accepted `messages[]` element keeps its sender, text and accepted destinations.
+Both take the bulk id from `options.schedule.bulkId` (made up when absent) and share the
+fault injection of the other endpoints (401 `E401`, 429 `E429` with `Retry-After`, 500
+`E500`, a hang then 504 `E504`, hang after accept) and the rate limiter (429 `E429`, one
+token per destination of a valid request, counting destinations it refuses one by one).
+Each API remembers the messageIds it accepted on its own: an SMS messageId does not make
+the same MMS messageId a duplicate, nor the reverse.
+
+Each accepted SMS `messages[]` element keeps its sender, text and accepted destinations.
+Each accepted MMS destination goes through `SimulatorState.deliver_mms` (provider
+"infobip_mms", subject = title, body = the TEXT segments joined by newlines, media = the
+first LINK's `contentUrl`): with `mms_fallback_rate` it is delivered as an SMS carrying
+the `smsFailover` text (from its sender), or fails when the message has no smsFailover
+(still PENDING_ACCEPTED in the answer: Infobip would report the failure later).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from engine.segments import segment
-from integrations.simulator.state import SimulatorState, is_msisdn, json_response, now_timestamp
+from integrations.simulator.state import (
+    RateLimited,
+    SimulatorState,
+    is_msisdn,
+    json_response,
+    now_timestamp,
+)
 
 PROVIDER = "infobip_sms"
+MMS_PROVIDER = "infobip_mms"
 MAX_MESSAGE_ID = 200
 MAX_BULK_ID = 100  # Infobip clips longer bulk ids
+MAX_TITLE = 66  # `content.title` of an MMS
+MAX_SEGMENT_TEXT = 4096  # a TEXT segment, in Infobip's MMS schema
+MMS_DETAILS = {"messageCount": 1}
 
 
 def _status(group_id: int, group: str, status_id: int, name: str, text: str):
@@ -110,8 +139,86 @@ def _parts(text: str) -> int:
     return segment(text).parts
 
 
-def _validate(payload: Any) -> tuple[list[dict[str, Any]], str | None, bool]:
-    """(messages, bulkId or None, includeSmsCountInResponse) of a valid request body.
+Bad = Callable[[str, str], None]
+
+
+def _sms_content(message: dict[str, Any], where: str, bad: Bad) -> None:
+    """An SMS `content`: a non-blank `text`."""
+    content = message.get("content")
+    text = content.get("text") if isinstance(content, dict) else None
+    if not isinstance(content, dict):
+        bad(f"{where}.content", "must not be null")
+    elif not isinstance(text, str) or not text:
+        bad(f"{where}.content.text", "must not be blank")
+
+
+def _is_http_url(url: Any) -> bool:
+    return isinstance(url, str) and url.startswith(("https://", "http://")) and url == url.strip()
+
+
+def _mms_content(message: dict[str, Any], where: str, bad: Bad) -> None:
+    """An MMS `content` (title, TEXT and LINK segments) and message `options.smsFailover`."""
+    content = message.get("content")
+    if not isinstance(content, dict):
+        bad(f"{where}.content", "must not be null")
+    else:
+        title = content.get("title")
+        if title is not None and not isinstance(title, str):
+            bad(f"{where}.content.title", "must be a string")
+        elif title is not None and len(title) > MAX_TITLE:
+            bad(f"{where}.content.title", f"size must be between 0 and {MAX_TITLE}")
+        segments = content.get("messageSegments")
+        if not isinstance(segments, list) or not segments:
+            bad(f"{where}.content.messageSegments", "must not be empty")
+            segments = []
+        for k, item in enumerate(segments):
+            at = f"{where}.content.messageSegments[{k}]"
+            if not isinstance(item, dict):
+                bad(at, "must be an object")
+                continue
+            kind = item.get("type")
+            if kind == "TEXT":
+                text = item.get("text")
+                if not isinstance(text, str) or not text:
+                    bad(f"{at}.text", "must not be blank")
+                elif len(text) > MAX_SEGMENT_TEXT:
+                    bad(f"{at}.text", f"size must be between 0 and {MAX_SEGMENT_TEXT}")
+            elif kind == "LINK":
+                url = item.get("contentUrl")
+                if not isinstance(url, str) or not url.strip():
+                    bad(f"{at}.contentUrl", "must not be blank")
+                elif not _is_http_url(url):
+                    bad(f"{at}.contentUrl", "must be a valid http(s) URL")
+                kind_of = item.get("contentType")
+                if kind_of is not None and (not isinstance(kind_of, str) or "/" not in kind_of):
+                    bad(f"{at}.contentType", "must be a MIME type")
+            else:
+                bad(f"{at}.type", "the simulator implements TEXT and LINK segments")
+    options = message.get("options")
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        bad(f"{where}.options", "must be an object")
+        return
+    failover = options.get("smsFailover")
+    if failover is None:
+        return
+    if not isinstance(failover, dict):
+        bad(f"{where}.options.smsFailover", "must be an object")
+        return
+    text = failover.get("text")
+    if not isinstance(text, str) or not text.strip():
+        bad(f"{where}.options.smsFailover.text", "must not be blank")
+    sender = failover.get("sender")
+    if sender is not None and (not isinstance(sender, str) or not sender.strip()):
+        bad(f"{where}.options.smsFailover.sender", "must not be blank")
+
+
+def _validate(
+    payload: Any, check_content: Callable[[dict[str, Any], str, Bad], None]
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """(messages, bulkId or None, includeSmsCountInResponse) of a valid request body;
+    `check_content` checks what is particular to SMS or MMS in each message.
 
     Collects every violation, as Infobip does, and raises _Violations if there is any.
     """
@@ -134,12 +241,7 @@ def _validate(payload: Any) -> tuple[list[dict[str, Any]], str | None, bool]:
         sender = message.get("sender")
         if not isinstance(sender, str) or not sender.strip():
             bad(f"{where}.sender", "must not be blank")
-        content = message.get("content")
-        text = content.get("text") if isinstance(content, dict) else None
-        if not isinstance(content, dict):
-            bad(f"{where}.content", "must not be null")
-        elif not isinstance(text, str) or not text:
-            bad(f"{where}.content.text", "must not be blank")
+        check_content(message, where, bad)
         destinations = message.get("destinations")
         if not isinstance(destinations, list) or not destinations:
             bad(f"{where}.destinations", "must not be empty")
@@ -177,13 +279,20 @@ def _validate(payload: Any) -> tuple[list[dict[str, Any]], str | None, bool]:
     return messages, bulk_id, with_count
 
 
-class InfobipSms:
-    """The Infobip side of the ledger: every messageId accepted so far (a second use is
-    refused with status 23), and request counters."""
+def _parse(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _Violations([{"property": "", "violation": "malformed JSON"}]) from None
 
-    provider = PROVIDER
-    channel = "sms"
-    requests = ("infobip_post",)
+
+class _InfobipApi:
+    """What the Infobip SMS and MMS sides share: the `App` key check, the messageIds this
+    API accepted so far (a second use is refused with status 23) and answered requests."""
+
+    provider: str
+    channel: Literal["sms", "mms"]
+    requests: tuple[str, ...]
 
     def __init__(self, state: SimulatorState):
         self.state = state
@@ -194,28 +303,37 @@ class InfobipSms:
         self.bulks = 0
         self.duplicate_message_ids = 0
 
-    def stats(self) -> dict[str, Any]:
-        """`bulks`: answered requests; `duplicate_message_ids`: destinations refused with
-        status 23 because their messageId had been accepted before (not sent again)."""
-        return {"bulks": self.bulks, "duplicate_message_ids": self.duplicate_message_ids}
-
     def authorized(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
         return scheme.lower() == "app" and key.strip() in self.state.config.infobip_api_keys
 
     def accept(self, raw: bytes) -> tuple[bytes, bool]:
+        raise NotImplementedError
+
+
+class InfobipSms(_InfobipApi):
+    """The Infobip SMS side of the ledger."""
+
+    provider = PROVIDER
+    channel = "sms"
+    requests = ("infobip_post",)
+
+    def stats(self) -> dict[str, Any]:
+        """`bulks`: answered requests; `duplicate_message_ids`: destinations refused with
+        status 23 because their messageId had been accepted before (not sent again)."""
+        return {"bulks": self.bulks, "duplicate_message_ids": self.duplicate_message_ids}
+
+    def accept(self, raw: bytes) -> tuple[bytes, bool]:
         """Validate and record one `POST /sms/3/messages`; return (answer, whether to hang).
 
-        Raises _Violations, before recording anything, when the request is invalid.
+        Raises _Violations when the request is invalid, or RateLimited (one token per
+        destination), before recording anything.
         """
-        try:
-            payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise _Violations([{"property": "", "violation": "malformed JSON"}]) from None
-        messages, bulk_id, with_count = _validate(payload)
+        messages, bulk_id, with_count = _validate(_parse(raw), _sms_content)
 
         state = self.state
+        state.admit(sum(len(message["destinations"]) for message in messages))
         client_bulk_id = bulk_id
         if bulk_id is None:
             bulk_id = state.new_uuid()
@@ -267,30 +385,119 @@ class InfobipSms:
         return body, state.accepted_request()
 
 
+class InfobipMms(_InfobipApi):
+    """The Infobip MMS side of the ledger; its messages are `MmsRecord`s of provider
+    "infobip_mms" (see `SimulatorState.deliver_mms`)."""
+
+    provider = MMS_PROVIDER
+    channel = "mms"
+    requests = ("infobip_mms_post",)
+
+    def stats(self) -> dict[str, Any]:
+        """`infobip_mms_bulks`: answered MMS requests; `infobip_mms_duplicate_message_ids`:
+        MMS destinations refused with status 23 (their messageId was accepted before)."""
+        return {
+            "infobip_mms_bulks": self.bulks,
+            "infobip_mms_duplicate_message_ids": self.duplicate_message_ids,
+        }
+
+    def accept(self, raw: bytes) -> tuple[bytes, bool]:
+        """Validate and record one `POST /mms/2/messages`; return (answer, whether to hang).
+
+        Raises _Violations when the request is invalid, or RateLimited (one token per
+        destination), before recording anything.
+        """
+        messages, bulk_id, _ = _validate(_parse(raw), _mms_content)
+
+        state = self.state
+        state.admit(sum(len(message["destinations"]) for message in messages))
+        client_bulk_id = bulk_id
+        if bulk_id is None:
+            bulk_id = state.new_uuid()
+        seen = self.message_ids
+        prefixes = state.reject_prefixes
+        answers: list[dict[str, Any]] = []
+        failed = duplicates = 0
+        for message in messages:
+            content = message["content"]
+            segments = content["messageSegments"]
+            text = "\n".join(s["text"] for s in segments if s["type"] == "TEXT")
+            media_url = next((s["contentUrl"] for s in segments if s["type"] == "LINK"), None)
+            options = message.get("options") or {}
+            failover = options.get("smsFailover")
+            for destination in message["destinations"]:
+                to = destination["to"]
+                mid = destination.get("messageId") or state.new_uuid()
+                digits = to[1:] if to[:1] == "+" else to
+                if mid in seen:
+                    status = REJECTED_DUPLICATE
+                    duplicates += 1
+                elif not is_msisdn(digits):
+                    status = REJECTED_PREFIX_MISSING
+                    failed += 1
+                elif prefixes and digits.startswith(prefixes):
+                    status = REJECTED_DESTINATION
+                    failed += 1
+                else:
+                    status = PENDING_ACCEPTED
+                    seen.add(mid)
+                    state.deliver_mms(
+                        MMS_PROVIDER,
+                        digits,
+                        message_id=mid,
+                        client_reference=client_bulk_id,
+                        sender=message["sender"],
+                        subject=content.get("title") or None,
+                        text=text,
+                        media_url=media_url,
+                        fallback_text=failover["text"] if failover else None,
+                        fallback_disabled=failover is None,
+                        fallback_sender=failover.get("sender") if failover else None,
+                    )
+                answers.append(
+                    {
+                        "messageId": mid,
+                        "status": status,
+                        "destination": to,
+                        "details": MMS_DETAILS,
+                    }
+                )
+        state.failed += failed
+        self.duplicate_message_ids += duplicates
+        self.bulks += 1
+        body = orjson.dumps({"bulkId": bulk_id, "messages": answers})
+        return body, state.accepted_request()
+
+
+def _too_many_requests(retry_after: str) -> Response:
+    return infobip_error(
+        429,
+        "E429",
+        "Too many requests",
+        "Reduce the request rate.",
+        headers={"Retry-After": retry_after},
+    )
+
+
 def router(state: SimulatorState) -> APIRouter:
-    """The Infobip SMS endpoint, its bookkeeping attached to `state`."""
-    infobip = InfobipSms(state)
-    state.attach(infobip)
+    """The Infobip SMS and MMS endpoints, their bookkeeping attached to `state`."""
+    sms = InfobipSms(state)
+    mms = InfobipMms(state)
+    state.attach(sms)
+    state.attach(mms)
     api = APIRouter()
 
-    @api.post("/sms/3/messages")
-    async def infobip_send(request: Request) -> Response:
-        state.requests["infobip_post"] += 1
+    async def handle(part: _InfobipApi, request: Request) -> Response:
+        state.requests[part.requests[0]] += 1
         cfg = state.config
         await state.delay()
-        if not infobip.authorized(request):
+        if not part.authorized(request):
             return infobip_error(
                 401, "E401", "Unauthorized", "Check the API key in the Authorization header."
             )
         fault = state.draw_fault()
         if fault == "429":
-            return infobip_error(
-                429,
-                "E429",
-                "Too many requests",
-                "Reduce the request rate.",
-                headers={"Retry-After": f"{cfg.retry_after_seconds:g}"},
-            )
+            return _too_many_requests(f"{cfg.retry_after_seconds:g}")
         if fault == "5xx":
             return infobip_error(500, "E500", "Something went wrong. Please contact support.")
         raw = await request.body()
@@ -298,7 +505,7 @@ def router(state: SimulatorState) -> APIRouter:
             await asyncio.sleep(cfg.hang_seconds)
             return infobip_error(504, "E504", "Gateway timeout")
         try:
-            answer, hang = infobip.accept(raw)
+            answer, hang = part.accept(raw)
         except _Violations as exc:
             return infobip_error(
                 400,
@@ -307,8 +514,18 @@ def router(state: SimulatorState) -> APIRouter:
                 "Check the syntax, violations and adjust the request.",
                 violations=exc.violations,
             )
+        except RateLimited as exc:
+            return _too_many_requests(exc.header)
         if hang:
             await asyncio.sleep(cfg.hang_seconds)
         return json_response(answer)
+
+    @api.post("/sms/3/messages")
+    async def infobip_send(request: Request) -> Response:
+        return await handle(sms, request)
+
+    @api.post("/mms/2/messages")
+    async def infobip_send_mms(request: Request) -> Response:
+        return await handle(mms, request)
 
     return api

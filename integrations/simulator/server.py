@@ -4,6 +4,7 @@ for tests and benchmarks (`SimulatorProcess`, a context manager).
     with SimulatorProcess(SimulatorConfig(latency_ms=5), port=0) as sim:
         client = SinchSmsClient(sim.sms_credentials())
         infobip = InfobipSmsClient(sim.infobip_credentials())
+        infobip_mms = InfobipMmsClient(sim.infobip_credentials())
         mms = SinchMmsClient(sim.sinch_mms_credentials())
         conversation = SinchConversationClient(sim.conversation_credentials())
         ...
@@ -187,6 +188,13 @@ class SimulatorProcess:
         response.raise_for_status()
         return response.json()["messages"]
 
+    def arrivals(self) -> list[tuple[float, int]]:
+        """Every accepted send request since start-up or the last reset, oldest first:
+        (seconds since the first one, recipients it carried)."""
+        response = self._client().get("/_simulator/arrivals")
+        response.raise_for_status()
+        return [(float(t), int(n)) for t, n in response.json()["arrivals"]]
+
     def set_config(self, config: SimulatorConfig) -> None:
         response = self._client().put(
             "/_simulator/config",
@@ -209,7 +217,8 @@ class SimulatorProcess:
         )
 
     def infobip_credentials(self, api_key: str | None = None) -> InfobipCredentials:
-        """Credentials for `InfobipSmsClient` pointing at this simulator."""
+        """Credentials for `InfobipSmsClient` and `InfobipMmsClient` pointing at this
+        simulator."""
         key = api_key or self.config.infobip_api_keys[0]
         return InfobipCredentials(base_url=self.url, api_key=key)
 

@@ -6,7 +6,8 @@
 
 Refusals answer HTTP 200 with a `Failure` body (Sinch's OpenAPI file declares only a 200
 answer; the real HTTP status of a `Failure` is unverified), except a bad key (401 `E104`)
-and the injected faults (429 `E113` with `Retry-After`, 503, or a hang then 504).
+and the injected faults (429 `E113` with `Retry-After`, 503, or a hang then 504); the
+rate limiter refuses with the same 429 `E113`.
 Validation, in Sinch's error codes: `E100` not a JSON object, `E107` an action other than
 `sendmms`, `E627` no `service-id`, `E110` a `to` that is not international digits without
 `+` (or a `reject_prefixes` number), `E111` a `from` that is not a short or long code,
@@ -30,7 +31,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from integrations.simulator.state import SimulatorState, is_msisdn, json_response
+from integrations.simulator.state import RateLimited, SimulatorState, is_msisdn, json_response
 
 PROVIDER = "sinch_mms"
 MAX_SLIDES = 8
@@ -104,9 +105,11 @@ class SinchMms:
 
     def accept(self, payload: dict[str, Any]) -> tuple[bytes, bool]:
         """Validate and record one `sendmms`; return (answer, whether to hang). Raises
-        _Refused, before recording anything, when Sinch would answer `Failure`."""
+        _Refused, before recording anything, when Sinch would answer `Failure`, or
+        RateLimited (one token) when the rate limiter refuses it."""
         slide = self._validate(payload)
         state = self.state
+        state.admit(1)
         digits: str = payload["to"]
         tracking_id = state.new_ulid()
         media = next((slide[kind] for kind in MEDIA_KINDS if kind in slide), None)
@@ -235,6 +238,10 @@ def router(state: SimulatorState) -> APIRouter:
         except _Refused as exc:
             mms.refused[exc.code] += 1
             return mms_failure(exc.code, payload.get("to"))
+        except RateLimited as exc:
+            return mms_failure(
+                "E113", payload.get("to"), status=429, headers={"Retry-After": exc.header}
+            )
         if hang:
             await asyncio.sleep(cfg.hang_seconds)
         return json_response(answer)

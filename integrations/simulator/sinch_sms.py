@@ -1,7 +1,8 @@
 """The simulated Sinch SMS REST API (`/xms/v1/{service_plan_id}`, `Authorization: Bearer
 {token}`):
 
-    POST /batches               validate like Sinch, record, answer 201 with the echo
+    POST /batches               validate like Sinch, record, answer 201 with the echo (429
+                                `too_many_requests` when the rate limiter refuses it)
     GET  /batches               list (`client_reference`, `page`, `page_size` <= 100), newest first
     GET  /batches/{batch_id}    one batch, or 404
 
@@ -20,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from integrations.simulator.state import (
+    RateLimited,
     SimulatorState,
     digits_of,
     is_msisdn,
@@ -153,7 +155,8 @@ class SinchSms:
         return record
 
     def accept(self, plan: str, raw: bytes) -> tuple[bytes, bool]:
-        """Validate and record one batch; return (echo, whether to hang). Raises _Invalid."""
+        """Validate and record one batch; return (echo, whether to hang). Raises _Invalid,
+        or RateLimited (one token per recipient), before recording anything."""
         try:
             payload = json.loads(raw)
         except (ValueError, RecursionError):
@@ -163,6 +166,7 @@ class SinchSms:
         digits, required = self._validate(payload)
 
         state = self.state
+        state.admit(len(digits))
         index = len(state.records)  # one int object shared by every recipient of the batch
         receive = state.receive
         delivered = 0
@@ -331,6 +335,13 @@ def router(state: SimulatorState) -> APIRouter:
             echo, hang = sinch.accept(service_plan_id, raw)
         except _Invalid as exc:
             return sinch_error(400, exc.code, exc.text)
+        except RateLimited as exc:
+            return sinch_error(
+                429,
+                "too_many_requests",
+                "Too many outstanding requests",
+                headers={"Retry-After": exc.header},
+            )
         if hang:
             await asyncio.sleep(cfg.hang_seconds)
         return json_response(echo, 201)

@@ -7,14 +7,21 @@ a recipient received as a `Record`. Storage is kept small enough for a million m
 each recipient keeps one int, the index of the record it got, which becomes a list only
 for the rare recipient messaged twice. Everything runs on the event loop; hangs are
 `asyncio.sleep`s.
+
+The ledger also holds the optional server-side rate limiter (a token bucket shared by
+every send endpoint, one token per recipient) and the arrival log of accepted send
+requests, both driven by `clock` (`time.monotonic` unless a test injects another).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
+from array import array
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -48,6 +55,23 @@ def digits_of(number: str) -> str:
     return number.strip().lstrip("+")
 
 
+def retry_after_header(seconds: float) -> str:
+    """A `Retry-After` value: seconds, rounded up to the millisecond (at least 0.001)."""
+    return f"{max(1, math.ceil(seconds * 1000)) / 1000:g}"
+
+
+class RateLimited(Exception):
+    """A send request refused by the rate limiter; `retry_after` is the number of seconds
+    until the bucket holds enough tokens for it."""
+
+    def __init__(self, retry_after: float):
+        self.retry_after = retry_after
+
+    @property
+    def header(self) -> str:
+        return retry_after_header(self.retry_after)
+
+
 def is_msisdn(digits: str) -> bool:
     """7 to 15 ASCII digits, not starting with 0: what every simulated provider accepts."""
     return 7 <= len(digits) <= 15 and digits.isascii() and digits.isdigit() and digits[0] != "0"
@@ -79,7 +103,7 @@ class Part(Protocol):
 
 
 class MmsRecord:
-    """One MMS accepted by either MMS API, for its one recipient. `type` is "mms", or "sms"
+    """One MMS accepted by an MMS API, for its one recipient. `type` is "mms", or "sms"
     when it was delivered as fallback SMS (then `body` is the fallback text)."""
 
     __slots__ = (
@@ -133,9 +157,11 @@ class MmsRecord:
 
 
 class SimulatorState:
-    """Everything the simulator remembers; mutated only from the event loop."""
+    """Everything the simulator remembers; mutated only from the event loop. `clock`
+    (seconds, monotonic) drives the rate limiter and the arrival log."""
 
-    def __init__(self, config: SimulatorConfig):
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], float] | None = None):
+        self.clock: Callable[[], float] = clock or time.monotonic
         self._ids = random.Random(f"ids-{config.seed}")
         self._parts: list[Part] = []
         self.configure(config)
@@ -148,6 +174,14 @@ class SimulatorState:
         self.reject_prefixes = tuple(config.reject_prefixes)
         self._hang = frozenset(config.hang_after_accept)
         self.accepted_since_config = 0
+        rate = config.rate_limit_per_second
+        self._rate = rate
+        self._burst = config.rate_limit_burst or max(1.0, rate or 0.0)
+        self._fill_bucket()
+
+    def _fill_bucket(self) -> None:
+        self._tokens = self._burst
+        self._tokens_at = self.clock()
 
     def attach(self, part: Part) -> None:
         """Add a provider's bookkeeping; done once, while the app is composed."""
@@ -167,8 +201,18 @@ class SimulatorState:
         self.failed = 0
         self.max_per_recipient = 0
         self.requests = {kind: 0 for p in self._parts for kind in p.requests}
-        self.faults = {"429": 0, "5xx": 0, "timeout": 0, "hang_after_accept": 0}
+        self.faults = {
+            "429": 0,
+            "5xx": 0,
+            "timeout": 0,
+            "hang_after_accept": 0,
+            "rate_limited": 0,
+        }
         self.accepted_since_config = 0
+        # accepted send requests: clock() when admitted, and how many recipients
+        self.arrival_times = array("d")
+        self.arrival_recipients = array("q")
+        self._fill_bucket()
         for part in self._parts:
             part.reset()
 
@@ -208,10 +252,11 @@ class SimulatorState:
         media_url: str | None,
         fallback_text: str | None = None,
         fallback_disabled: bool = False,
+        fallback_sender: str | None = None,
     ) -> str:
         """Record one accepted MMS for `digits`: delivered as MMS, as fallback SMS (drawn
-        with `mms_fallback_rate`), or failed when that fallback was disabled. Returns
-        "mms", "sms" or "failed"."""
+        with `mms_fallback_rate`; from `fallback_sender` when given, else `sender`), or
+        failed when that fallback was disabled. Returns "mms", "sms" or "failed"."""
         rate = self.config.mms_fallback_rate
         as_sms = bool(rate) and self._fallbacks.random() < rate
         if as_sms and fallback_disabled:
@@ -221,7 +266,7 @@ class SimulatorState:
             provider,
             client_reference,
             message_id,
-            sender,
+            (fallback_sender or sender) if as_sms else sender,
             subject,
             (fallback_text or text) if as_sms else text,
             media_url,
@@ -234,6 +279,36 @@ class SimulatorState:
         if as_sms:
             self.fallback_sms += 1
         return record.type
+
+    # -- rate limit and arrivals --------------------------------------------------------
+
+    def admit(self, recipients: int) -> None:
+        """Take `recipients` tokens for a valid send request about to be recorded, and log
+        its arrival; raise RateLimited (counted in `faults.rate_limited`, nothing taken)
+        when the bucket holds fewer. Without a configured rate, only logs the arrival."""
+        now = self.clock()
+        rate = self._rate
+        if rate is not None:
+            tokens = min(self._burst, self._tokens + max(0.0, now - self._tokens_at) * rate)
+            self._tokens_at = max(now, self._tokens_at)
+            if recipients > tokens + 1e-9:  # a hair of slack for float pacing
+                self._tokens = tokens
+                self.faults["rate_limited"] += 1
+                raise RateLimited((recipients - tokens) / rate)
+            self._tokens = max(0.0, tokens - recipients)
+        self.arrival_times.append(now)
+        self.arrival_recipients.append(recipients)
+
+    def arrivals(self) -> list[list[float | int]]:
+        """The arrival log: `[seconds since the first accepted request, recipients]` per
+        accepted send request, oldest first (microsecond precision)."""
+        times = self.arrival_times
+        if not times:
+            return []
+        first = times[0]
+        return [
+            [round(t - first, 6), n] for t, n in zip(times, self.arrival_recipients, strict=True)
+        ]
 
     # -- faults, hangs, ids -------------------------------------------------------------
 
@@ -294,8 +369,11 @@ class SimulatorState:
         `duplicates` the numbers that got more than one message with the same client
         reference (Sinch `client_reference`, Infobip `bulkId`, Sinch MMS
         `client-reference`, Conversation `correlation_id`: an exactly-once violation).
+        `faults` counts injected faults ("429", "5xx", "timeout", "hang_after_accept")
+        and requests refused by the rate limiter ("rate_limited").
         Each provider adds its own counters: `batches` and `duplicate_references` (Sinch
-        SMS), `bulks` and `duplicate_message_ids` (Infobip), `mms_refused` (Sinch MMS).
+        SMS), `bulks` and `duplicate_message_ids` (Infobip SMS), `infobip_mms_bulks` and
+        `infobip_mms_duplicate_message_ids` (Infobip MMS), `mms_refused` (Sinch MMS).
         """
         records = self.records
         duplicates = 0

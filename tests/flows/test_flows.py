@@ -238,3 +238,47 @@ def test_the_infobip_path_tracks_refused_recipients_alone(prefect_api, project, 
     assert refused["properties"]["error"] == "REJECTED_DESTINATION"
     assert refused["properties"]["status_code"] == 14
     assert {e["status"] for cid, e in events.items() if cid != "c00003"} == {"enqueued"}
+
+
+MMS_SCENARIO = """
+id: promo
+name: Summer promo
+settings: {consent_category: sms_marketing, silent_hours: none}
+nodes:
+  - {id: start, type: trigger, kind: launch}
+  - id: promo
+    type: mms
+    subject: Summer sale
+    text: "Hi {{ customer.first_name }}, 20% off everything"
+    media_url: https://cdn.example.com/sale.jpg
+    fallback: {text: "Hi {{ customer.first_name }}, 20% off: https://example.com/sale"}
+edges:
+  - {from: start, to: promo}
+"""
+
+
+@pytest.mark.parametrize("api", ["sinch_mms", "sinch_conversation"])
+def test_mms_through_each_sinch_api(prefect_api, project, simulator, api):
+    from flows.launch import launch_scenario
+
+    settings = yaml.safe_load((project / "scenarist.yaml").read_text())
+    settings["integrations"]["mms"] = {"type": "simulator", "url": simulator.url, "api": api}
+    settings["default_mms_provider"] = "mms"
+    (project / "scenarist.yaml").write_text(yaml.safe_dump(settings))
+    (project / "promo.yaml").write_text(MMS_SCENARIO)
+    store = audience(project, 6)
+    # The provider refuses one recipient; the others go through, one request each.
+    simulator.set_config(SimulatorConfig(reject_prefixes=["12022000002"]))
+    launch_scenario(str(project / "promo.yaml"), str(project / "scenarist.yaml"))
+    received = simulator.messages("+12022000004")
+    assert received[0]["channel"] == "mms" and received[0]["provider"] == api
+    events = {e["customer_id"]: e for e in store.campaign_events("promo")}
+    assert {e["properties"]["action_type"] for e in events.values()} == {"mms"}
+    enqueued = [cid for cid, e in events.items() if e["status"] == "enqueued"]
+    if api == "sinch_mms":  # the MMS JSON API refuses the number at once (E110)
+        assert len(enqueued) == 5
+        refused = events["c00002"]["properties"]
+        assert (refused["status_code"], events["c00002"]["status"]) == ("E110", "enqueue_failed")
+    else:  # the Conversation API accepts it and fails it later, in a delivery report
+        assert len(enqueued) == 6
+    assert events["c00004"]["properties"]["number_of_message_parts"] == 1  # the fallback's

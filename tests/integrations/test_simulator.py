@@ -837,7 +837,7 @@ def test_mms_success_answer_and_message_entry(client_for):
     }
     assert TIMESTAMP.match(entry["created_at"])
     counters = stats(http)
-    assert counters["mms_messages"] == {"sinch_mms": 1, "sinch_conversation": 0}
+    assert counters["mms_messages"] == {"sinch_mms": 1, "sinch_conversation": 0, "infobip_mms": 0}
     assert counters["provider_messages"] == {"sinch_sms": 0, "infobip_sms": 0}
     assert (counters["messages"], counters["recipients"], counters["fallback_sms"]) == (1, 1, 0)
 
@@ -1094,7 +1094,11 @@ def test_conversation_success_answer_and_message_entry(client_for):
         "media_url": "https://cdn.example.com/a.jpg",
         "created_at": entry["created_at"],
     }
-    assert stats(http)["mms_messages"] == {"sinch_mms": 0, "sinch_conversation": 1}
+    assert stats(http)["mms_messages"] == {
+        "sinch_mms": 0,
+        "sinch_conversation": 1,
+        "infobip_mms": 0,
+    }
 
 
 @pytest.mark.parametrize(
