@@ -125,8 +125,29 @@ def validate(
             f"{len(scenario.nodes)} nodes",
             highlight=False,
         )
+        for warning in _media_warnings(scenario):
+            errors.print(f"[yellow]warning[/yellow] {file}: {warning}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _media_warnings(scenario) -> list[str]:
+    """Warnings for MMS media over the recommended size, where the size can be learned."""
+    import httpx
+
+    from engine.media import media_size_warning
+    from nodes.mms import MmsNode
+
+    urls = [
+        node.media_url
+        for node in scenario.nodes.values()
+        if isinstance(node, MmsNode) and node.media_url is not None
+    ]
+    if not urls:
+        return []
+    with httpx.Client(timeout=5.0) as client:
+        found = [(url, media_size_warning(url, client)) for url in urls]
+    return [f"node media {warning}" for _url, warning in found if warning]
 
 
 # -- customers, consents, events -------------------------------------------------------

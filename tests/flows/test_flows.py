@@ -257,8 +257,8 @@ edges:
 """
 
 
-@pytest.mark.parametrize("api", ["sinch_mms", "sinch_conversation"])
-def test_mms_through_each_sinch_api(prefect_api, project, simulator, api):
+@pytest.mark.parametrize("api", ["sinch_mms", "sinch_conversation", "infobip_mms"])
+def test_mms_through_each_provider_api(prefect_api, project, simulator, api):
     from flows.launch import launch_scenario
 
     settings = yaml.safe_load((project / "scenarist.yaml").read_text())
@@ -279,6 +279,9 @@ def test_mms_through_each_sinch_api(prefect_api, project, simulator, api):
         assert len(enqueued) == 5
         refused = events["c00002"]["properties"]
         assert (refused["status_code"], events["c00002"]["status"]) == ("E110", "enqueue_failed")
+    elif api == "infobip_mms":  # Infobip refuses that destination inside the request
+        assert len(enqueued) == 5
+        assert events["c00002"]["properties"]["error"] == "REJECTED_DESTINATION"
     else:  # the Conversation API accepts it and fails it later, in a delivery report
         assert len(enqueued) == 6
     assert events["c00004"]["properties"]["number_of_message_parts"] == 1  # the fallback's
