@@ -399,7 +399,8 @@ def preview(
     for column in columns:
         table.add_column(column)
     texts = []
-    for message in preview_messages(runtime.settings, scenario, record, properties):
+    previews = preview_messages(runtime.settings, scenario, record, properties)
+    for message in previews:
         head = (message.node_id, message.channel, message.sender)
         if message.failure is not None:
             table.add_row(*head, "[red]not sent[/red]", "", "", "", "")
@@ -423,6 +424,9 @@ def preview(
     console.print(table)
     for node_id, text in texts:
         console.print(Text(f"{node_id}: ", style="bold") + text)
+    for message in previews:
+        for number, piece in enumerate(message.fallback_pieces or [], start=1):
+            console.print(Text(f"{message.node_id} fallback SMS {number}: ", style="bold") + piece)
     runtime.close()
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.scenario import Scenario
-from engine.segments import Segmentation
+from engine.segments import Segmentation, split_gsm_text
 from engine.settings import Settings
 from nodes.base import JourneyItem
 from nodes.messaging import MessageNode
@@ -26,6 +26,8 @@ class MessagePreview:
     text: str | None
     segmentation: Segmentation | None
     failure: tuple[str, str] | None  # (error code, explanation)
+    # An MMS's fallback SMS, cut as it is sent: 160 characters alone, 153 per part.
+    fallback_pieces: list[str] | None = None
 
 
 def customer_item(customer: dict[str, Any], event: dict[str, Any], entry: str) -> JourneyItem:
@@ -63,6 +65,11 @@ def preview_messages(
                 text=composed.get("text"),
                 segmentation=composed.get("segmentation"),
                 failure=composed.get("failure"),
+                fallback_pieces=(
+                    split_gsm_text(composed["fallback_text"])
+                    if composed.get("fallback_text")
+                    else None
+                ),
             )
         )
     return previews

@@ -133,3 +133,16 @@ def test_preview_shows_encoding_parts_and_the_characters_forcing_ucs2(settings_f
     assert "GSM-7" in plain.output
     missing = invoke("preview", scenario, "--customer", "c9", "--settings", settings_file)
     assert missing.exit_code == 2 and "no customer 'c9'" in missing.output
+
+
+def test_preview_of_an_mms_shows_its_fallback_sms_pieces(settings_file, tmp_path):
+    people = tmp_path / "people.jsonl"
+    people.write_text(
+        '{"id": "c1", "phone": "+12125550123", "first_name": "Ann", "country": "US"}\n'
+    )
+    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
+    scenario = REPOSITORY / "scenarios" / "mms_promo.yaml"
+    result = invoke("preview", scenario, "--customer", "c1", "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    assert "mms" in result.output
+    assert "summer_sale fallback SMS 1: Hi Ann, 20% off this week" in result.output
