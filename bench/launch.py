@@ -241,45 +241,24 @@ def main() -> None:
     rows = []
     try:
         with SimulatorProcess() as simulator:
-            for size in args.sizes:
-                folder = work / f"n{size}"
+            runs = [("engine (batched)", "--child-engine", size) for size in args.sizes]
+            runs.append(
+                ("runtime alone, no Prefect (for reference)", "--child-runtime", args.sizes[-1])
+            )
+            for design, mode, size in runs:
+                folder = work / f"{mode.strip('-')}-{size}"
                 folder.mkdir()
-                console.print(f"preparing {size:,} customers ...")
+                console.print(f"{design}: preparing {size:,} customers ...")
                 prepare_project(folder, simulator.url, size, args.batch_size)
                 simulator.reset()
-                console.print(f"launching to {size:,} customers ...")
-                result = child(["--child-engine", str(folder)], environment)
+                console.print(f"{design}: launching to {size:,} customers ...")
+                result = child([mode, str(folder)], environment)
                 stats = simulator.stats()
                 assert stats["messages"] == size and stats["max_per_recipient"] == 1, stats
+                rate = size / result["seconds"]
                 rows.append(
-                    (
-                        "engine (batched)",
-                        size,
-                        result["seconds"],
-                        size / result["seconds"],
-                        result["peak_rss_mb"],
-                        stats["batches"],
-                    )
+                    (design, size, result["seconds"], rate, result["peak_rss_mb"], stats["batches"])
                 )
-            size = args.sizes[-1]
-            folder = work / f"runtime-n{size}"
-            folder.mkdir()
-            prepare_project(folder, simulator.url, size, args.batch_size)
-            simulator.reset()
-            console.print(f"the same {size:,} through the runtime alone ...")
-            result = child(["--child-runtime", str(folder)], environment)
-            stats = simulator.stats()
-            assert stats["messages"] == size and stats["max_per_recipient"] == 1, stats
-            rows.append(
-                (
-                    "runtime alone, no Prefect (for reference)",
-                    size,
-                    result["seconds"],
-                    size / result["seconds"],
-                    result["peak_rss_mb"],
-                    stats["batches"],
-                )
-            )
             simulator.reset()
             console.print(f"naive baseline, {args.naive} messages ...")
             naive = child(["--child-naive", simulator.url, str(args.naive)], environment)

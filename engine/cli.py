@@ -334,17 +334,23 @@ def _event_row(customer: Any, event_type: Any, properties: Any) -> dict[str, Any
 # -- composing and testing ---------------------------------------------------------------
 
 
-def _scenario_and_customer(file: Path, customer: str, settings: Path | None):
-    from engine.runtime import Runtime
+def _load_scenario(file: Path, project: Settings):
+    """The validated scenario, or every problem printed and exit code 1."""
     from engine.scenario import load_scenario
 
-    project = _settings(settings)
     try:
-        scenario = load_scenario(file, project)
+        return load_scenario(file, project)
     except ScenarioError as exc:
         for problem in exc.problems:
             errors.print(f"[red]error[/red] {problem}", highlight=False)
         raise typer.Exit(1) from exc
+
+
+def _scenario_and_customer(file: Path, customer: str, settings: Path | None):
+    from engine.runtime import Runtime
+
+    project = _settings(settings)
+    scenario = _load_scenario(file, project)
     runtime = Runtime(project)
     record = runtime.store.customer(customer)
     if record is None:
@@ -492,15 +498,7 @@ def launch(
     settings: SettingsOption = None,
 ) -> None:
     """Validate, register and launch a scenario, then run ticks until nothing is due now."""
-    from engine.scenario import load_scenario
-
-    project = _settings(settings)
-    try:
-        scenario = load_scenario(file, project)
-    except ScenarioError as exc:
-        for problem in exc.problems:
-            errors.print(f"[red]error[/red] {problem}", highlight=False)
-        raise typer.Exit(1) from exc
+    scenario = _load_scenario(file, _settings(settings))
     from flows.launch import launch_scenario
 
     with progress_bars():

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError
 
 __all__ = [
     "cron_error",
@@ -205,3 +206,25 @@ def _as_utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {moment}")
     return moment.astimezone(UTC)
+
+
+def _duration_value(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+def _zone_name(value: str) -> str:
+    parse_zone(value)
+    return value
+
+
+def _zone_or_customer(value: str) -> str:
+    if value != "customer":
+        parse_zone(value)
+    return value
+
+
+# Field types for the YAML schemas: a duration written "2h" or "PT2H"; an IANA zone name;
+# an IANA zone name or "customer" (each customer's own zone).
+Duration = Annotated[timedelta, BeforeValidator(_duration_value)]
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+ZoneOrCustomer = Annotated[str, AfterValidator(_zone_or_customer)]

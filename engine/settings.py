@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from engine.errors import ConfigError
-from engine.schedule import parse_duration, parse_zone
+from engine.schedule import Duration, ZoneName
 from engine.silent_hours import SilentHours
 
 SETTINGS_FILE = "scenarist.yaml"
@@ -205,19 +205,14 @@ class FrequencyPolicy(_Strict):
     """At most `max_messages` messages per customer within `window`, across all scenarios."""
 
     max_messages: int = Field(ge=0)
-    window: timedelta
-
-    @field_validator("window", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
+    window: Duration
 
 
 class Settings(_Strict):
     """Everything a project configures, loaded from `scenarist.yaml`."""
 
     database_url: str = "sqlite:///.scenarist/scenarist.db"
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     integrations: dict[str, Integration] = Field(
         default_factory=lambda: {"simulator": SimulatorIntegration(type="simulator")}
     )
@@ -234,18 +229,7 @@ class Settings(_Strict):
     claim_size: int = Field(default=10_000, ge=1)
     # How long a worker holds the journeys it claimed; a dead worker's journeys are due
     # again after this. Sends stay exactly-once whatever it is.
-    claim_lease: timedelta = timedelta(minutes=5)
-
-    @field_validator("claim_lease", mode="before")
-    @classmethod
-    def _lease(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        parse_zone(value)
-        return value
+    claim_lease: Duration = timedelta(minutes=5)
 
     @field_validator("senders")
     @classmethod

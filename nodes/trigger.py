@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import field_validator, model_validator
 
-from engine.schedule import cron_error, next_cron_fire, parse_zone
+from engine.schedule import ZoneName, cron_error, next_cron_fire, parse_zone
 from engine.templates import expression_error
 from nodes.base import NodeConfig, Step
 
@@ -34,14 +34,8 @@ class TriggerNode(NodeConfig):
     condition: str | None = None
     at: datetime | None = None
     cron: str | None = None
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     reentry: Literal["never", "after_finish", "always"] = "after_finish"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        parse_zone(value)
-        return value
 
     @field_validator("cron")
     @classmethod

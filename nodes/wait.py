@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
-from engine.schedule import next_time_of_day, parse_duration, parse_zone
+from engine.schedule import Duration, ZoneOrCustomer, next_time_of_day
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 if TYPE_CHECKING:
@@ -24,22 +24,10 @@ class WaitNode(NodeConfig):
     """Hold customers for a duration or until a local time of day."""
 
     type: Literal["wait"]
-    duration: dt.timedelta | None = None
+    duration: Duration | None = None
     until: dt.time | None = None
     date: dt.date | None = None
-    timezone: str = "customer"
-
-    @field_validator("duration", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> object:
-        return parse_duration(value) if isinstance(value, str) else value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        if value != "customer":
-            parse_zone(value)
-        return value
+    timezone: ZoneOrCustomer = "customer"
 
     @model_validator(mode="after")
     def _one_kind(self) -> WaitNode:
