@@ -18,7 +18,7 @@ sent the message; this one did not send it again).
   `errorCode` (v3 / MMS v2 bodies) or `requestError.serviceException.messageId` (legacy
   bodies). Exhausted retries raise `ProviderError(retryable=True)`; sending the same
   messages again later is safe for the same reason.
-- A 200 answers per destination, mapped by `integrations.infobip_sms.destination_result`:
+- A 200 answers per destination, mapped by `integrations.infobip_common.destination_result`:
   PENDING, ACCEPTED and DELIVERED groups are accepted; REJECTED, UNDELIVERABLE and EXPIRED
   ones are refused and name the status (id, name, description).
 
@@ -31,38 +31,26 @@ and `options.smsFailover{sender, text}`; the bulk id goes in the top-level
 The same limits as the SMS client apply to the scheme: whether Infobip also remembers
 *rejected* messageIds, and for how long it remembers any, is not published.
 
-Vendor errors become `ProviderError` here and nowhere else. The API key lives in a
+The account, the request checks shared with SMS (destinations, messageIds, bulk id), the
+status mapping, the error bodies and the retries live in `integrations.infobip_common`;
+this module adds the MMS message, its content and failover, and their checks. Vendor
+errors become `ProviderError` there and here and nowhere else. The API key lives in a
 `SecretStr` and is added to each request by an `httpx.Auth`; it is never logged, shown in
 a repr or put in an exception message.
 """
 
 from __future__ import annotations
 
-import email.utils
-import json
-import logging
-import random
-import time
-from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from pydantic import SecretStr
-
-from engine.errors import ProviderError
-from integrations.infobip_sms import (
-    MAX_BACKOFF_SECONDS,
-    MAX_BULK_ID,
-    MAX_DESTINATIONS,
-    MAX_MESSAGE_ID,
+from integrations.infobip_common import (
     DestinationResult,
+    InfobipClient,
     InfobipCredentials,
-    destination_result,
+    build_request,
 )
-from integrations.rate_limit import TokenBucket
 
 __all__ = [
     "MAX_TEXT",
@@ -74,8 +62,6 @@ __all__ = [
     "InfobipMmsMessage",
     "build_mms_payload",
 ]
-
-logger = logging.getLogger(__name__)
 
 SEND_PATH = "/mms/2/messages"
 MAX_TITLE = 66  # `content.title` is 0..66 characters in Infobip's spec
@@ -105,25 +91,7 @@ class InfobipMmsMessage:
     fallback_sender: str | None = None
 
 
-class _AppKeyAuth(httpx.Auth):
-    """Sets `Authorization: App {key}` on each request so it never sits in client defaults."""
-
-    def __init__(self, key: SecretStr):
-        self._key = key
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"App {self._key.get_secret_value()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_AppKeyAuth(key=**********)"
-
-
 # -- request --------------------------------------------------------------------------------
-
-
-def _is_e164(number: str) -> bool:
-    return number[:1] == "+" and number[1:].isdigit() and number.isascii()
 
 
 def _is_http_url(url: str) -> bool:
@@ -178,175 +146,32 @@ def _options(i: int, message: InfobipMmsMessage) -> dict[str, Any] | None:
     return {"smsFailover": {"sender": sender, "text": message.fallback_text}}
 
 
+def _content(i: int, message: InfobipMmsMessage) -> dict[str, Any]:
+    """`content` (title and segments) and `options` (the failover) of one message."""
+    if message.title is not None and len(message.title) > MAX_TITLE:
+        raise ValueError(
+            f"message {i}: title is {len(message.title)} characters long; "
+            f"Infobip MMS takes at most {MAX_TITLE}"
+        )
+    content: dict[str, Any] = {}
+    if message.title:
+        content["title"] = message.title
+    content["messageSegments"] = _segments(i, message)
+    options = _options(i, message)
+    return {"content": content} if options is None else {"content": content, "options": options}
+
+
 def build_mms_payload(messages: list[InfobipMmsMessage], bulk_id: str) -> dict[str, Any]:
     """The JSON body of `POST /mms/2/messages`; raises ValueError on a request this client
     will not send (Infobip would refuse it, or it could not be made exactly-once)."""
-    if not messages:
-        raise ValueError("a request needs at least one message")
-    if not bulk_id:
-        raise ValueError("bulk_id is required")
-    if len(bulk_id) > MAX_BULK_ID:
-        raise ValueError(
-            f"bulk_id is {len(bulk_id)} characters long; Infobip keeps at most {MAX_BULK_ID}"
-        )
-    total = sum(len(message.destinations) for message in messages)
-    if total > MAX_DESTINATIONS:
-        raise ValueError(f"a request carries at most {MAX_DESTINATIONS} destinations, got {total}")
-    seen: set[str] = set()
-    body: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        if not message.destinations:
-            raise ValueError(f"message {i} has no destinations")
-        if not message.sender:
-            raise ValueError(f"message {i} has no sender")
-        if message.title is not None and len(message.title) > MAX_TITLE:
-            raise ValueError(
-                f"message {i}: title is {len(message.title)} characters long; "
-                f"Infobip MMS takes at most {MAX_TITLE}"
-            )
-        content: dict[str, Any] = {}
-        if message.title:
-            content["title"] = message.title
-        content["messageSegments"] = _segments(i, message)
-        options = _options(i, message)
-        destinations = []
-        for number, message_id in message.destinations:
-            if not _is_e164(number):
-                raise ValueError(
-                    f"message {i}: destination {number!r} is not an E.164 number with '+'"
-                )
-            if not message_id or len(message_id) > MAX_MESSAGE_ID:
-                raise ValueError(
-                    f"message {i}: the messageId for {number} must be 1 to "
-                    f"{MAX_MESSAGE_ID} characters"
-                )
-            if message_id in seen:
-                # Infobip would refuse the second one as a duplicate, which this client
-                # reads as "already sent": it would never be sent.
-                raise ValueError(f"messageId {message_id!r} is used twice in one request")
-            seen.add(message_id)
-            destinations.append({"to": number[1:], "messageId": message_id})
-        item: dict[str, Any] = {
-            "sender": message.sender,
-            "destinations": destinations,
-            "content": content,
-        }
-        if options is not None:
-            item["options"] = options
-        body.append(item)
-    return {"messages": body, "options": {"schedule": {"bulkId": bulk_id}}}
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-def _violations(items: Any) -> list[str]:
-    """`property: violation` lines from v3 `violations` or legacy `validationErrors`."""
-    lines: list[str] = []
-    if isinstance(items, list):  # v3 / MMS v2: [{"property": .., "violation": ..}]
-        for item in items:
-            if isinstance(item, dict) and item.get("violation"):
-                prop = item.get("property")
-                lines.append(f"{prop}: {item['violation']}" if prop else str(item["violation"]))
-    elif isinstance(items, dict):  # legacy: {"messages[0].to": ["must not be empty"]}
-        for prop, found in items.items():
-            for text in found if isinstance(found, list) else [found]:
-                lines.append(f"{prop}: {text}")
-    return lines
-
-
-def _error_details(response: httpx.Response) -> tuple[str, str | None]:
-    """(text, code) from an Infobip v3 or legacy error body; tolerant of anything else."""
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    text: str | None = None
-    code: Any = None
-    lines: list[str] = []
-    if isinstance(data, dict):
-        if isinstance(data.get("description"), str):  # v3 / MMS v2
-            text, code = data["description"], data.get("errorCode")
-            lines = _violations(data.get("violations"))
-        else:  # legacy
-            request_error = data.get("requestError")
-            service = (
-                request_error.get("serviceException") if isinstance(request_error, dict) else None
-            )
-            if isinstance(service, dict) and isinstance(service.get("text"), str):
-                text, code = service["text"], service.get("messageId")
-                lines = _violations(service.get("validationErrors"))
-    if text is not None:
-        if lines:
-            text += " (" + "; ".join(lines) + ")"
-        return text, str(code) if code is not None else None
-    snippet = " ".join(response.text.split())[:200] if response.content else ""
-    reason = response.reason_phrase or "error"
-    return f"HTTP {response.status_code} {reason}" + (f": {snippet}" if snippet else ""), None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """What one HTTP attempt came to, when it did not succeed and may be retried."""
-
-    text: str
-    status_code: int | None = None
-    code: str | None = None
-    retry_after: float | None = None
+    return build_request(messages, bulk_id, _content)
 
 
 # -- client ---------------------------------------------------------------------------------
 
 
-class InfobipMmsClient:
+class InfobipMmsClient(InfobipClient):
     """Sends MMS through one Infobip account; see the module docstring for retries."""
-
-    def __init__(
-        self,
-        credentials: InfobipCredentials,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
-        max_attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
-        self.credentials = credentials
-        self._rate_limiter = rate_limiter
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._sleep = sleep
-        self._http = httpx.Client(
-            base_url=credentials.base_url,
-            auth=_AppKeyAuth(credentials.api_key),
-            transport=transport,
-            timeout=timeout_seconds,
-            headers={"Accept": "application/json"},
-        )
-
-    def __repr__(self) -> str:
-        return f"InfobipMmsClient(base_url={self.credentials.base_url!r})"
 
     def send(
         self, messages: list[InfobipMmsMessage], *, bulk_id: str, reconcile: bool = False
@@ -357,95 +182,4 @@ class InfobipMmsClient:
         messageId it already accepted (see the module docstring).
         """
         payload = build_mms_payload(messages, bulk_id)
-        expected = [(to, mid) for message in messages for to, mid in message.destinations]
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(len(expected))
-
-        failure: _Failure | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            if failure is not None:
-                self._sleep(self._delay(attempt - 1, failure.retry_after))
-            outcome = self._post_once(payload, expected)
-            if isinstance(outcome, list):
-                return outcome
-            failure = outcome
-            logger.warning(
-                "Infobip POST %s (bulkId %r) attempt %d/%d failed: %s",
-                SEND_PATH,
-                bulk_id,
-                attempt,
-                self._max_attempts,
-                failure.text,
-            )
-        assert failure is not None
-        raise ProviderError(
-            f"Infobip POST {SEND_PATH} (bulkId {bulk_id!r}) failed {self._max_attempts} times: "
-            f"{failure.text}; sending the same messageIds again is safe",
-            status_code=failure.status_code,
-            code=failure.code,
-            retryable=True,
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> InfobipMmsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # -- internals ----------------------------------------------------------------------
-
-    def _delay(self, failures: int, retry_after: float | None) -> float:
-        """Seconds to wait after `failures` failed attempts: Retry-After when the answer
-        gave one, else exponential backoff with up to 50% jitter, capped."""
-        if retry_after is not None:
-            return retry_after
-        base = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (failures - 1))
-        return base * (1.0 + 0.5 * random.random())
-
-    def _post_once(
-        self, payload: dict[str, Any], expected: list[tuple[str, str]]
-    ) -> list[DestinationResult] | _Failure:
-        try:
-            response = self._http.post(SEND_PATH, json=payload)
-        except httpx.TimeoutException as exc:
-            return _Failure(f"timed out ({type(exc).__name__})")
-        except httpx.TransportError as exc:
-            return _Failure(f"connection failed ({type(exc).__name__}: {exc})")
-
-        status = response.status_code
-        if 200 <= status < 300:
-            return self._results(response, expected)
-        text, code = _error_details(response)
-        if status == 429 or status >= 500:
-            return _Failure(text, status_code=status, code=code, retry_after=_retry_after(response))
-        raise ProviderError(text, status_code=status, code=code, retryable=False)
-
-    @staticmethod
-    def _results(
-        response: httpx.Response, expected: list[tuple[str, str]]
-    ) -> list[DestinationResult] | _Failure:
-        """Match the answer's statuses to the destinations by messageId."""
-        status = response.status_code
-        try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
-        listed = data.get("messages") if isinstance(data, dict) else None
-        if not isinstance(listed, list):
-            return _Failure(f"unreadable {status} answer", status_code=status)
-        by_id = {
-            item["messageId"]: item.get("status")
-            for item in listed
-            if isinstance(item, dict) and isinstance(item.get("messageId"), str)
-        }
-        missing = sum(1 for _, mid in expected if mid not in by_id)
-        if missing:
-            return _Failure(
-                f"the {status} answer lists no status for {missing} of {len(expected)} "
-                "destinations",
-                status_code=status,
-            )
-        return [destination_result(to, mid, by_id[mid]) for to, mid in expected]
+        return self._send(SEND_PATH, payload, messages, bulk_id)

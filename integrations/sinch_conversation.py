@@ -44,7 +44,6 @@ never logged, shown in a repr or put in an exception message.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,17 +53,27 @@ import httpx
 from pydantic import BaseModel, SecretStr, field_validator
 
 from engine.errors import ProviderError
+from integrations.http import (
+    BearerAuth,
+    ClosingClient,
+    Failure,
+    Retries,
+    google_error,
+    http_summary,
+    json_client,
+    read_json,
+    retry,
+    retry_after,
+    transport_failure,
+)
 from integrations.rate_limit import TokenBucket
 from integrations.sinch_mms import (
-    MAX_BACKOFF_SECONDS,
-    Failure,
     MmsReceipt,
     check_client_reference,
     check_subject_and_text,
     e164_digits,
-    http_summary,
-    retry_after,
-    unknown_outcome,
+    reconcile_unknown,
+    send_at_most_once,
 )
 
 logger = logging.getLogger(__name__)
@@ -76,9 +85,6 @@ DEFAULT_AUTH_URL = "https://auth.sinch.com/oauth2/token"
 CHANNEL = "MMS"
 TOKEN_MARGIN_SECONDS = 60.0  # refresh this long before expiry (at most a tenth of the lifetime)
 DEFAULT_TOKEN_SECONDS = 3600.0  # when the token answer has no usable expires_in
-
-# Failures raised before any byte of the request was written: safe to resend blindly.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def _http_url(value: str) -> str:
@@ -181,30 +187,21 @@ def build_send_payload(app_id: str, message: ConversationMessage) -> dict[str, A
     return payload
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     """(text, code) from `{"error": {"code", "message", "status"}}` or an OAuth2
     `{"error", "error_description"}` body; tolerant of anything else."""
-    data = _json(response)
-    if isinstance(data, dict):
-        nested = data.get("error")
-        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
-            code = nested.get("status") or nested.get("code")
-            return nested["message"], str(code) if code is not None else None
-        if isinstance(nested, str):
-            description = data.get("error_description")
-            text = f"{nested}: {description}" if isinstance(description, str) else nested
-            return text, nested
+    data = read_json(response)
+    if (found := google_error(data)) is not None:
+        return found
+    nested = data.get("error") if isinstance(data, dict) else None
+    if isinstance(nested, str):
+        description = data.get("error_description")
+        text = f"{nested}: {description}" if isinstance(description, str) else nested
+        return text, nested
     return http_summary(response), None
 
 
-class SinchConversationClient:
+class SinchConversationClient(ClosingClient):
     """Sends MMS through one Conversation API app; see the module docstring."""
 
     def __init__(
@@ -219,21 +216,13 @@ class SinchConversationClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ):
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._retries = Retries(max_attempts, backoff_seconds, sleep)
         self.credentials = credentials
         self._rate_limiter = rate_limiter
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._sleep = sleep
         self._clock = clock
         self._token: SecretStr | None = None
         self._token_expires_at = 0.0
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=timeout_seconds,
-            headers={"Accept": "application/json"},
-        )
+        self._http = json_client(transport=transport, timeout_seconds=timeout_seconds)
 
     def __repr__(self) -> str:
         return f"SinchConversationClient(endpoint={self.credentials.endpoint()!r})"
@@ -250,97 +239,54 @@ class SinchConversationClient:
         """
         payload = build_send_payload(self.credentials.app_id, message)
         ref = message.client_reference
+        key = f"Conversation correlation_id {ref!r}"
         if reconcile:
-            logger.warning(
-                "Conversation correlation_id %r: outcome of an earlier attempt unknown and no "
-                "look-up exists; not sent again",
-                ref,
-            )
-            return unknown_outcome(message.to)
+            return reconcile_unknown(message.to, key=key, log=logger)
         if self._rate_limiter is not None:
             self._rate_limiter.acquire(1)
 
-        attempt = 0
-        refreshed = False
-        while True:
-            token = self._access_token()
-            outcome = self._post_once(payload, token, message.to)
-            if isinstance(outcome, MmsReceipt):
-                return outcome
-            if outcome.status_code == 401:
-                if refreshed:
-                    raise ProviderError(
-                        outcome.text, status_code=401, code=outcome.code, retryable=False
-                    )
+        refreshed = False  # a 401 fetches a new token once per send
+
+        def attempt() -> MmsReceipt | Failure:
+            nonlocal refreshed
+            outcome = self._post_once(payload, self._access_token(), message.to)
+            if isinstance(outcome, Failure) and outcome.status_code == 401 and not refreshed:
                 logger.info("Conversation API refused the access token; fetching a new one")
                 refreshed = True
                 self._token = None
-                continue
-            attempt += 1
-            logger.warning(
-                "Conversation messages:send (correlation_id %r) attempt %d/%d failed: %s",
-                ref,
-                attempt,
-                self._max_attempts,
-                outcome.text,
-            )
-            if outcome.unknown:
-                logger.warning(
-                    "Conversation correlation_id %r: outcome unknown, not sent again", ref
-                )
-                return unknown_outcome(message.to)
-            if attempt >= self._max_attempts:
+                outcome = self._post_once(payload, self._access_token(), message.to)
+            if isinstance(outcome, Failure) and outcome.status_code == 401:
                 raise ProviderError(
-                    f"Conversation messages:send (correlation_id {ref!r}) failed {attempt} "
-                    f"times: {outcome.text}; nothing was accepted, sending again is safe",
-                    status_code=outcome.status_code,
-                    code=outcome.code,
-                    retryable=True,
+                    outcome.text, status_code=401, code=outcome.code, retryable=False
                 )
-            self._sleep(self._delay(attempt, outcome.retry_after))
+            return outcome
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> SinchConversationClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        return send_at_most_once(
+            attempt,
+            self._retries,
+            to=message.to,
+            what=f"Conversation messages:send (correlation_id {ref!r})",
+            key=key,
+            log=logger,
+        )
 
     # -- internals ----------------------------------------------------------------------
-
-    def _delay(self, failures: int, wait: float | None) -> float:
-        """Backoff before the next attempt after `failures` failed ones."""
-        if wait is not None:
-            return wait
-        base = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (failures - 1))
-        return base * (1.0 + 0.5 * random.random())
 
     def _access_token(self) -> SecretStr:
         """The cached token, or a new one when there is none or it is about to expire."""
         if self._token is not None and self._clock() < self._token_expires_at:
             return self._token
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = self._fetch_token()
-            if isinstance(outcome, SecretStr):
-                return outcome
-            logger.warning(
-                "Sinch OAuth2 token request attempt %d/%d failed: %s",
-                attempt,
-                self._max_attempts,
-                outcome.text,
-            )
-            if attempt >= self._max_attempts:
-                raise ProviderError(
-                    f"Sinch OAuth2 token request failed {attempt} times: {outcome.text}",
-                    status_code=outcome.status_code,
-                    code=outcome.code,
-                    retryable=True,
-                )
-            self._sleep(self._delay(attempt, outcome.retry_after))
+        outcome = retry(
+            self._fetch_token, self._retries, what="Sinch OAuth2 token request", logger=logger
+        )
+        if isinstance(outcome, SecretStr):
+            return outcome
+        raise ProviderError(
+            f"Sinch OAuth2 token request failed {self._retries.max_attempts} times: {outcome.text}",
+            status_code=outcome.status_code,
+            code=outcome.code,
+            retryable=True,
+        )
 
     def _fetch_token(self) -> SecretStr | Failure:
         credentials = self.credentials
@@ -355,7 +301,7 @@ class SinchConversationClient:
             return Failure(f"token request failed ({type(exc).__name__})")
         status = response.status_code
         if 200 <= status < 300:
-            data = _json(response)
+            data = read_json(response)
             token = data.get("access_token") if isinstance(data, dict) else None
             if not isinstance(token, str) or not token:
                 return Failure(f"unreadable {status} token answer", status_code=status)
@@ -381,20 +327,14 @@ class SinchConversationClient:
     ) -> MmsReceipt | Failure:
         try:
             response = self._http.post(
-                self.credentials.endpoint(),
-                json=payload,
-                headers={"Authorization": f"Bearer {token.get_secret_value()}"},
+                self.credentials.endpoint(), json=payload, auth=BearerAuth(token)
             )
-        except _NOT_SENT as exc:
-            return Failure(f"could not connect ({type(exc).__name__}: {exc})")
-        except httpx.TimeoutException as exc:
-            return Failure(f"timed out ({type(exc).__name__})", unknown=True)
         except httpx.TransportError as exc:
-            return Failure(f"connection failed ({type(exc).__name__}: {exc})", unknown=True)
+            return transport_failure(exc)
 
         status = response.status_code
         if 200 <= status < 300:
-            data = _json(response)
+            data = read_json(response)
             message_id = data.get("message_id") if isinstance(data, dict) else None
             if not isinstance(message_id, str) or not message_id:
                 return Failure(f"unreadable {status} answer", status_code=status, unknown=True)

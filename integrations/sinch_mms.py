@@ -31,6 +31,8 @@ be read) is never posted again blindly, since the first attempt may have been de
 `send(reconcile=True)`, meant for a message whose earlier attempt's outcome is unknown,
 returns that same receipt without any HTTP call. The caller settles such messages from
 the delivery postbacks (matched by client-reference) or by a human decision.
+`send_at_most_once` and `reconcile_unknown` carry that rule, and `MmsReceipt` the
+outcome, for the Conversation API's MMS client (`integrations.sinch_conversation`) too.
 
 Vendor errors become `ProviderError` here and nowhere else. The API key lives in a
 `SecretStr` and is added to each request by an `httpx.Auth`; it is never logged, shown in
@@ -39,20 +41,28 @@ a repr or put in an exception message.
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, SecretStr, field_validator
 
 from engine.errors import ProviderError
+from integrations.http import (
+    ApiKeyAuth,
+    ClosingClient,
+    Failure,
+    Retries,
+    http_summary,
+    json_client,
+    read_json,
+    retry,
+    retry_after,
+    transport_failure,
+)
 from integrations.rate_limit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -63,7 +73,6 @@ MAX_SLIDES = 8
 MAX_SUBJECT = 80
 MAX_TEXT = 1600
 MAX_CLIENT_REFERENCE = 128  # Sinch publishes no limit; the SMS API's is used (a guess)
-MAX_BACKOFF_SECONDS = 60.0
 MEDIA_TYPES = frozenset({"image", "video", "audio", "vcard", "ical", "pdf", "passbook"})
 # Failure codes meaning "nothing was accepted, ask again later".
 RETRY_CODES = frozenset({"E106", "E113", "E618"})
@@ -74,9 +83,6 @@ UNKNOWN_OUTCOME = "unknown_outcome"
 UNKNOWN_OUTCOME_COMMENT = (
     "an earlier attempt's outcome is unknown and the provider offers no look-up; not sent again"
 )
-
-# Failures raised before any byte of the request was written: safe to resend blindly.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class SinchMmsCredentials(BaseModel):
@@ -149,18 +155,40 @@ def unknown_outcome(to: str) -> MmsReceipt:
     )
 
 
-class _ApiKeyAuth(httpx.Auth):
-    """Adds `x-api-key` at send time so it never sits in client defaults."""
+def reconcile_unknown(to: str, *, key: str, log: logging.Logger) -> MmsReceipt:
+    """`send(reconcile=True)`: with no look-up to ask, a message whose earlier attempt's
+    outcome is unknown is not sent again. `key` names the send key in the log line."""
+    log.warning(
+        "%s: outcome of an earlier attempt unknown and no look-up exists; not sent again", key
+    )
+    return unknown_outcome(to)
 
-    def __init__(self, key: SecretStr):
-        self._key = key
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["x-api-key"] = self._key.get_secret_value()
-        yield request
-
-    def __repr__(self) -> str:
-        return "_ApiKeyAuth(key=**********)"
+def send_at_most_once(
+    attempt: Callable[[], MmsReceipt | Failure],
+    retries: Retries,
+    *,
+    to: str,
+    what: str,
+    key: str,
+    log: logging.Logger,
+) -> MmsReceipt:
+    """Retry `attempt` only while nothing can have been sent: the first unknown outcome ends
+    it with the unknown-outcome receipt, never a resend; exhausted retries raise a retryable
+    ProviderError. `what` names the request in logs and errors, `key` the send key."""
+    outcome = retry(attempt, retries, what=what, logger=log, stop=lambda f: f.unknown)
+    if isinstance(outcome, MmsReceipt):
+        return outcome
+    if outcome.unknown:
+        log.warning("%s: outcome unknown, not sent again", key)
+        return unknown_outcome(to)
+    raise ProviderError(
+        f"{what} failed {retries.max_attempts} times: {outcome.text}; nothing was accepted, "
+        "sending again is safe",
+        status_code=outcome.status_code,
+        code=outcome.code,
+        retryable=True,
+    )
 
 
 def e164_digits(number: str, what: str = "to") -> str:
@@ -238,51 +266,7 @@ def build_sendmms_payload(service_id: str, message: MmsMessage) -> dict[str, Any
     return payload
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def http_summary(response: httpx.Response) -> str:
-    """`HTTP 502 Bad Gateway: <first 200 characters of the body>`."""
-    snippet = " ".join(response.text.split())[:200] if response.content else ""
-    reason = response.reason_phrase or "error"
-    return f"HTTP {response.status_code} {reason}" + (f": {snippet}" if snippet else "")
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What one attempt came to, when it neither succeeded nor settled the message.
-    `unknown`: the request may have been accepted."""
-
-    text: str
-    status_code: int | None = None
-    code: str | None = None
-    retry_after: float | None = None
-    unknown: bool = False
-
-
-class SinchMmsClient:
+class SinchMmsClient(ClosingClient):
     """Sends MMS through one Sinch MMS service; see the module docstring for retries."""
 
     def __init__(
@@ -296,19 +280,14 @@ class SinchMmsClient:
         timeout_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._retries = Retries(max_attempts, backoff_seconds, sleep)
         self.credentials = credentials
         self._rate_limiter = rate_limiter
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._sleep = sleep
-        self._http = httpx.Client(
+        self._http = json_client(
             base_url=credentials.base_url,
-            auth=_ApiKeyAuth(credentials.api_key),
+            auth=ApiKeyAuth(credentials.api_key),
             transport=transport,
-            timeout=timeout_seconds,
-            headers={"Accept": "application/json"},
+            timeout_seconds=timeout_seconds,
         )
 
     def __repr__(self) -> str:
@@ -327,74 +306,30 @@ class SinchMmsClient:
         """
         payload = build_sendmms_payload(self.credentials.service_id, message)
         ref = message.client_reference
+        key = f"Sinch MMS client-reference {ref!r}"
         if reconcile:
-            logger.warning(
-                "Sinch MMS client-reference %r: outcome of an earlier attempt unknown and no "
-                "look-up exists; not sent again",
-                ref,
-            )
-            return unknown_outcome(message.to)
+            return reconcile_unknown(message.to, key=key, log=logger)
         if self._rate_limiter is not None:
             self._rate_limiter.acquire(1)
-
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome = self._post_once(payload, message.to)
-            if isinstance(outcome, MmsReceipt):
-                return outcome
-            logger.warning(
-                "Sinch MMS sendmms (client-reference %r) attempt %d/%d failed: %s",
-                ref,
-                attempt,
-                self._max_attempts,
-                outcome.text,
-            )
-            if outcome.unknown:
-                logger.warning(
-                    "Sinch MMS client-reference %r: outcome unknown, not sent again", ref
-                )
-                return unknown_outcome(message.to)
-            if attempt >= self._max_attempts:
-                raise ProviderError(
-                    f"Sinch MMS sendmms (client-reference {ref!r}) failed {attempt} times: "
-                    f"{outcome.text}; nothing was accepted, sending again is safe",
-                    status_code=outcome.status_code,
-                    code=outcome.code,
-                    retryable=True,
-                )
-            self._sleep(self._delay(attempt, outcome.retry_after))
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> SinchMmsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        return send_at_most_once(
+            lambda: self._post_once(payload, message.to),
+            self._retries,
+            to=message.to,
+            what=f"Sinch MMS sendmms (client-reference {ref!r})",
+            key=key,
+            log=logger,
+        )
 
     # -- internals ----------------------------------------------------------------------
-
-    def _delay(self, failures: int, wait: float | None) -> float:
-        """Backoff before the next attempt after `failures` failed ones."""
-        if wait is not None:
-            return wait
-        base = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (failures - 1))
-        return base * (1.0 + 0.5 * random.random())
 
     def _post_once(self, payload: dict[str, Any], to: str) -> MmsReceipt | Failure:
         try:
             response = self._http.post(SEND_PATH, json=payload)
-        except _NOT_SENT as exc:
-            return Failure(f"could not connect ({type(exc).__name__}: {exc})")
-        except httpx.TimeoutException as exc:
-            return Failure(f"timed out ({type(exc).__name__})", unknown=True)
         except httpx.TransportError as exc:
-            return Failure(f"connection failed ({type(exc).__name__}: {exc})", unknown=True)
+            return transport_failure(exc)
 
         status = response.status_code
-        data = _json(response)
+        data = read_json(response)
         outcome = data.get("status") if isinstance(data, dict) else None
         outcome = outcome.lower() if isinstance(outcome, str) else None
         code = data.get("error-code") if isinstance(data, dict) else None

@@ -22,20 +22,29 @@ a repr or put in an exception message.
 
 from __future__ import annotations
 
-import email.utils
-import json
 import logging
-import random
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, SecretStr, field_validator
 
 from engine.errors import ProviderError
+from integrations.http import (
+    BearerAuth,
+    ClosingClient,
+    Failure,
+    Retries,
+    google_error,
+    http_summary,
+    json_client,
+    read_json,
+    retry,
+    retry_after,
+    transport_failure,
+)
 from integrations.rate_limit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -47,10 +56,6 @@ MAX_RECIPIENTS = 1000
 MAX_CLIENT_REFERENCE = 128
 LIST_PAGE_SIZE = 100
 DELIVERY_REPORTS = frozenset({"none", "summary", "full", "per_recipient", "per_recipient_final"})
-MAX_BACKOFF_SECONDS = 60.0
-
-# Failures raised before any byte of the request was written: safe to resend blindly.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class SinchSmsCredentials(BaseModel):
@@ -96,20 +101,6 @@ class BatchReceipt:
     batch_id: str
     client_reference: str | None
     recipients: int
-
-
-class _BearerAuth(httpx.Auth):
-    """Adds the bearer token at send time so it never sits in client defaults."""
-
-    def __init__(self, token: SecretStr):
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(token=**********)"
 
 
 def _msisdn(number: str) -> str:
@@ -163,64 +154,15 @@ def _receipt(data: Any) -> BatchReceipt:
 
 def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     """(text, code) from a Sinch error body; tolerant of other shapes and of non-JSON."""
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    if isinstance(data, dict):
-        if isinstance(data.get("text"), str):
-            code = data.get("code")
-            return data["text"], str(code) if code is not None else None
-        nested = data.get("error")  # the Google-style shape some Sinch gateways answer with
-        if isinstance(nested, dict) and isinstance(nested.get("message"), str):
-            code = nested.get("status") or nested.get("code")
-            return nested["message"], str(code) if code is not None else None
-    snippet = " ".join(response.text.split())[:200] if response.content else ""
-    reason = response.reason_phrase or "error"
-    text = f"HTTP {response.status_code} {reason}" + (f": {snippet}" if snippet else "")
-    return text, None
+    data = read_json(response)
+    if isinstance(data, dict) and isinstance(data.get("text"), str):
+        code = data.get("code")
+        return data["text"], str(code) if code is not None else None
+    # the Google-style shape some Sinch gateways answer with
+    return google_error(data) or (http_summary(response), None)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-class _Attempt:
-    """What one HTTP attempt came to, when it did not succeed."""
-
-    __slots__ = ("text", "status_code", "code", "retry_after", "unknown")
-
-    def __init__(
-        self,
-        text: str,
-        *,
-        status_code: int | None = None,
-        code: str | None = None,
-        retry_after: float | None = None,
-        unknown: bool = False,
-    ):
-        self.text = text
-        self.status_code = status_code
-        self.code = code
-        self.retry_after = retry_after
-        self.unknown = unknown
-
-
-class SinchSmsClient:
+class SinchSmsClient(ClosingClient):
     """Sends batches to one Sinch service plan; see the module docstring for retries."""
 
     def __init__(
@@ -234,19 +176,14 @@ class SinchSmsClient:
         timeout_seconds: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ):
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._retries = Retries(max_attempts, backoff_seconds, sleep)
         self.credentials = credentials
         self._rate_limiter = rate_limiter
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._sleep = sleep
-        self._http = httpx.Client(
+        self._http = json_client(
             base_url=credentials.endpoint(),
-            auth=_BearerAuth(credentials.api_token),
+            auth=BearerAuth(credentials.api_token),
             transport=transport,
-            timeout=timeout_seconds,
-            headers={"Accept": "application/json"},
+            timeout_seconds=timeout_seconds,
         )
 
     def __repr__(self) -> str:
@@ -267,30 +204,29 @@ class SinchSmsClient:
         if self._rate_limiter is not None:
             self._rate_limiter.acquire(len(batch.recipients))
 
-        failure: _Attempt | None = None
-        unknown = False  # has any attempt possibly been accepted?
-        for attempt in range(1, self._max_attempts + 1):
-            if failure is not None:
-                self._sleep(self._delay(attempt - 1, failure.retry_after))
-                if failure.unknown and (found := self._find_existing(ref)) is not None:
-                    logger.info("Sinch batch %s found by client_reference %r", found.batch_id, ref)
-                    return found
-            outcome = self._post_once(payload)
-            if isinstance(outcome, BatchReceipt):
-                return outcome
-            failure = outcome
-            unknown = unknown or failure.unknown
-            logger.warning(
-                "Sinch POST /batches (client_reference %r) attempt %d/%d failed: %s",
-                ref,
-                attempt,
-                self._max_attempts,
-                failure.text,
-            )
+        failures: list[Failure] = []
 
-        assert failure is not None
-        text = f"Sinch POST /batches failed {self._max_attempts} times: {failure.text}"
-        if unknown:
+        def attempt() -> BatchReceipt | Failure:
+            # After an attempt whose outcome is unknown, look before posting again.
+            previous = failures[-1] if failures else None
+            if previous and previous.unknown and (found := self._find_existing(ref)) is not None:
+                logger.info("Sinch batch %s found by client_reference %r", found.batch_id, ref)
+                return found
+            outcome = self._post_once(payload)
+            if isinstance(outcome, Failure):
+                failures.append(outcome)
+            return outcome
+
+        outcome = retry(
+            attempt,
+            self._retries,
+            what=f"Sinch POST /batches (client_reference {ref!r})",
+            logger=logger,
+        )
+        if isinstance(outcome, BatchReceipt):
+            return outcome
+        text = f"Sinch POST /batches failed {self._retries.max_attempts} times: {outcome.text}"
+        if any(failure.unknown for failure in failures):
             if (found := self._find_existing(ref)) is not None:
                 return found
             text += (
@@ -298,7 +234,7 @@ class SinchSmsClient:
                 "before sending again"
             )
         raise ProviderError(
-            text, status_code=failure.status_code, code=failure.code, retryable=True
+            text, status_code=outcome.status_code, code=outcome.code, retryable=True
         )
 
     def find_batches(self, client_reference: str) -> list[BatchReceipt]:
@@ -329,23 +265,7 @@ class SinchSmsClient:
                 return receipts
             page += 1
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> SinchSmsClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- internals ----------------------------------------------------------------------
-
-    def _delay(self, failures: int, retry_after: float | None) -> float:
-        """Backoff before the next attempt after `failures` failed ones."""
-        if retry_after is not None:
-            return retry_after
-        base = min(MAX_BACKOFF_SECONDS, self._backoff * 2 ** (failures - 1))
-        return base * (1.0 + 0.5 * random.random())
 
     def _find_existing(self, client_reference: str) -> BatchReceipt | None:
         try:
@@ -360,71 +280,61 @@ class SinchSmsClient:
             ) from exc
         return found[0] if found else None
 
-    def _post_once(self, payload: dict[str, Any]) -> BatchReceipt | _Attempt:
+    def _post_once(self, payload: dict[str, Any]) -> BatchReceipt | Failure:
         try:
             response = self._http.post("/batches", json=payload)
-        except _NOT_SENT as exc:
-            return _Attempt(f"could not connect ({type(exc).__name__}: {exc})")
-        except httpx.TimeoutException as exc:
-            return _Attempt(f"timed out ({type(exc).__name__})", unknown=True)
         except httpx.TransportError as exc:
-            return _Attempt(f"connection failed ({type(exc).__name__}: {exc})", unknown=True)
+            return transport_failure(exc)
 
         status = response.status_code
         if 200 <= status < 300:
             try:
-                return _receipt(response.json())
+                return _receipt(read_json(response))
             except ValueError:
                 # Accepted, but we cannot read the id: the look-up will find it.
-                return _Attempt(f"unreadable {status} answer", status_code=status, unknown=True)
+                return Failure(f"unreadable {status} answer", status_code=status, unknown=True)
         text, code = _error_details(response)
         if status == 429:
-            return _Attempt(text, status_code=status, code=code, retry_after=_retry_after(response))
+            return Failure(text, status_code=status, code=code, retry_after=retry_after(response))
         if status >= 500:
-            return _Attempt(
+            return Failure(
                 text,
                 status_code=status,
                 code=code,
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
                 unknown=True,
             )
         raise ProviderError(text, status_code=status, code=code, retryable=False)
 
     def _get_json(self, path: str, params: dict[str, Any]) -> Any:
         """GET with retries (a GET is safe to repeat); ProviderError when it cannot."""
-        failure: _Attempt | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            if failure is not None:
-                self._sleep(self._delay(attempt - 1, failure.retry_after))
-            try:
-                response = self._http.get(path, params=params)
-            except httpx.TransportError as exc:
-                failure = _Attempt(f"request failed ({type(exc).__name__})")
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        failure = _Attempt(f"unreadable {status} answer", status_code=status)
-                else:
-                    text, code = _error_details(response)
-                    if status != 429 and status < 500:
-                        raise ProviderError(text, status_code=status, code=code, retryable=False)
-                    failure = _Attempt(
-                        text, status_code=status, code=code, retry_after=_retry_after(response)
-                    )
-            logger.warning(
-                "Sinch GET %s attempt %d/%d failed: %s",
-                path,
-                attempt,
-                self._max_attempts,
-                failure.text,
-            )
-        assert failure is not None
+        outcome = retry(
+            lambda: self._get_once(path, params),
+            self._retries,
+            what=f"Sinch GET {path}",
+            logger=logger,
+        )
+        if not isinstance(outcome, Failure):
+            return outcome
         raise ProviderError(
-            f"Sinch GET {path} failed after {self._max_attempts} attempts: {failure.text}",
-            status_code=failure.status_code,
-            code=failure.code,
+            f"Sinch GET {path} failed after {self._retries.max_attempts} attempts: {outcome.text}",
+            status_code=outcome.status_code,
+            code=outcome.code,
             retryable=True,
         )
+
+    def _get_once(self, path: str, params: dict[str, Any]) -> Any:
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TransportError as exc:
+            return Failure(f"request failed ({type(exc).__name__})")
+        status = response.status_code
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError:
+                return Failure(f"unreadable {status} answer", status_code=status)
+        text, code = _error_details(response)
+        if status != 429 and status < 500:
+            raise ProviderError(text, status_code=status, code=code, retryable=False)
+        return Failure(text, status_code=status, code=code, retry_after=retry_after(response))

@@ -10,21 +10,24 @@ Each provider lives in its own module, which documents its endpoints:
 
 They share one ledger (`state.py`): the per-recipient counters, the fault and fallback
 draws, the hang bookkeeping, the optional rate limiter (`rate_limit_per_second`: one
-token bucket over every send endpoint) and the arrival log. This module only composes
-them and serves:
+token bucket over every send endpoint) and the arrival log, and the reporter that posts
+delivery reports for what was accepted to the configured callback URLs (`reports.py`).
+This module only composes them and serves:
 
     GET  /_simulator/stats      counters over every provider (see `SimulatorState.stats`)
     GET  /_simulator/messages   `?to=+1555...`: what one number received, rendered
     GET  /_simulator/arrivals   `{"arrivals": [[seconds_since_first, recipients], ...]}`: every
                                 accepted send request (rate-limited, invalid and faulted ones
                                 are not listed), timed when it was admitted
-    POST /_simulator/reset      forget every batch, message, token, counter and arrival
+    POST /_simulator/reset      forget every batch, message, token, counter and arrival, and
+                                drop the delivery reports not posted yet
     GET|PUT /_simulator/config  read or replace the configuration
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
@@ -43,7 +46,13 @@ def create_app(
     """A fresh simulator app; its state is at `app.state.simulator`. `clock` (monotonic
     seconds, default `time.monotonic`) drives the rate limiter and the arrival log."""
     state = SimulatorState(config or SimulatorConfig(), clock=clock)
-    app = FastAPI(title="Scenarist provider simulator", version="1")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.reporter.aclose()  # reports not posted yet are dropped
+
+    app = FastAPI(title="Scenarist provider simulator", version="1", lifespan=lifespan)
     app.state.simulator = state
     for provider in PROVIDERS:
         app.include_router(provider.router(state))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
+REPORT_PROVIDERS = ("sinch_sms", "infobip_sms", "infobip_mms", "sinch_mms", "sinch_conversation")
+"""The keys of `report_urls`: one per API whose delivery reports the simulator posts."""
 
 
 class SimulatorConfig(BaseModel):
@@ -16,7 +18,8 @@ class SimulatorConfig(BaseModel):
     `POST /ep/v2/`, Conversation `POST .../messages:send`), so a run is reproducible; rates are
     probabilities between 0 and 1 and apply to those endpoints only (listing and fetching
     batches and issuing OAuth2 tokens always answer). MMS fallback draws come from a
-    second generator seeded from `seed`, so they never shift the fault sequence."""
+    second generator seeded from `seed`, and delivery report draws (failures, duplicates)
+    from a third, so neither ever shifts the fault sequence."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,8 +79,64 @@ class SimulatorConfig(BaseModel):
     and is refilled by a config change or a reset."""
     seed: int = 0
 
+    # -- delivery reports (see `reports.py`) -------------------------------------------------
+    report_urls: dict[str, str] = Field(default_factory=dict)
+    """Where each API's delivery reports go, by provider: "sinch_sms", "infobip_sms",
+    "infobip_mms", "sinch_mms", "sinch_conversation". A Sinch batch's own `callback_url`
+    and an Infobip message's `webhooks.delivery.url` (or legacy `notifyUrl`) win over it.
+    Nothing configured and nothing in the request: no report, and no work at all."""
+    report_delay_ms: float = Field(default=0, ge=0)
+    """How long after an accepted request its reports are posted."""
+    report_failure_rate: float = Field(default=0, ge=0, le=1)
+    """Share of recipients reported failed (Sinch 402 `Failed`, Infobip
+    `UNDELIVERABLE_NOT_DELIVERED`/`EC_ABSENT_SUBSCRIBER`, Sinch MMS `E101` (`E202` for a
+    fallback SMS), Conversation `FAILED`/`RECIPIENT_NOT_REACHABLE`). The ledger
+    (`/_simulator/messages`, `messages`) still counts them as received."""
+    report_duplicate_rate: float = Field(default=0, ge=0, le=1)
+    """Share of reports posted twice (the copy after the originals of the same step)."""
+    report_intermediate: bool = False
+    """Also post an intermediate status before the final one: Sinch `Dispatched`/401 (only
+    for `per_recipient`, as Sinch does), Infobip `PENDING_ENROUTE`, Sinch MMS `N101`,
+    Conversation `QUEUED_ON_CHANNEL`. An Infobip message asks for it itself with
+    `webhooks.delivery.intermediateReport: true`."""
+    report_out_of_order: bool = False
+    """Post the intermediate status after the final one (needs `report_intermediate`)."""
+    report_signing_secret: str | None = None
+    """Sign Sinch SMS and Conversation callbacks: `x-sinch-webhook-signature` =
+    base64(HMAC-SHA256(secret, raw body + "." + nonce + "." + timestamp)), with the
+    `-algorithm` (HmacSHA256), `-nonce` and `-timestamp` headers."""
+    report_basic_auth: dict[str, str] | None = None
+    """`{"username": ..., "password": ...}`: HTTP Basic credentials sent with the Infobip
+    and Conversation reports."""
+    report_retries: int = Field(default=3, ge=0, le=10)
+    """Posts answered 5xx or 429, or not answered at all, are tried again this many times
+    (other answers are final), then counted in `reports.failed`."""
+    report_retry_backoff_ms: float = Field(default=200, ge=0)
+    """The first wait before a retry; each further one doubles it."""
+
+    @field_validator("report_urls")
+    @classmethod
+    def _known_report_providers(cls, urls: dict[str, str]) -> dict[str, str]:
+        for provider, url in urls.items():
+            if provider not in REPORT_PROVIDERS:
+                raise ValueError(
+                    f"report_urls: unknown provider {provider!r}; one of {list(REPORT_PROVIDERS)}"
+                )
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"report_urls.{provider}: {url!r} is not an http(s) URL")
+        return urls
+
+    @field_validator("report_basic_auth")
+    @classmethod
+    def _username_and_password(cls, auth: dict[str, str] | None) -> dict[str, str] | None:
+        if auth is not None and set(auth) != {"username", "password"}:
+            raise ValueError("report_basic_auth needs exactly the keys username and password")
+        return auth
+
     @model_validator(mode="after")
     def _burst_needs_a_rate(self) -> SimulatorConfig:
         if self.rate_limit_burst is not None and self.rate_limit_per_second is None:
             raise ValueError("rate_limit_burst is set but rate_limit_per_second is not")
+        if self.report_out_of_order and not self.report_intermediate:
+            raise ValueError("report_out_of_order is set but report_intermediate is not")
         return self

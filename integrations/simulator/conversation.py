@@ -22,6 +22,11 @@ The card title is the MMS subject; `channel_properties.MMS_SENDER` the sender (N
 message entry when absent: the app's default sender). A `reject_prefixes` number is
 accepted and counted as failed, as a later `FAILED` delivery report would say. Issued
 tokens live `TOKEN_SECONDS` and are forgotten by `/_simulator/reset`.
+
+With `report_urls["sinch_conversation"]` each accepted message gets its MESSAGE_DELIVERY
+event (see `reports.py`): its `message_id`, the request's `message_metadata` as
+`metadata` (and `message_metadata`), its `correlation_id`, and `FAILED` for a
+`reject_prefixes` number.
 """
 
 from __future__ import annotations
@@ -185,10 +190,10 @@ class Conversation:
         basic = _basic(request)
         return basic is not None and self.key_matches(*basic)
 
-    def accept(self, raw: bytes) -> tuple[bytes, bool]:
-        """Validate and record one `messages:send`; return (answer, whether to hang).
-        Raises _BadRequest, before recording anything, when the request is invalid, or
-        RateLimited (one token) when the rate limiter refuses it."""
+    def accept(self, raw: bytes, project_id: str = "") -> tuple[bytes, bool]:
+        """Validate and record one `messages:send` of `project_id`; return (answer, whether
+        to hang). Raises _BadRequest, before recording anything, when the request is
+        invalid, or RateLimited (one token) when the rate limiter refuses it."""
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -223,8 +228,9 @@ class Conversation:
         prefixes = state.reject_prefixes
         if prefixes and digits.startswith(prefixes):
             state.failed += 1  # accepted now, FAILED in the delivery report
+            outcome = "refused"
         else:
-            state.deliver_mms(
+            outcome = state.deliver_mms(
                 PROVIDER,
                 digits,
                 message_id=message_id,
@@ -234,7 +240,21 @@ class Conversation:
                 text=text,
                 media_url=media_url,
             )
-        answer = {"message_id": message_id, "accepted_time": now_timestamp()}
+        accepted_time = now_timestamp()
+        url = state.reporter.url(PROVIDER)
+        if url:
+            state.reporter.conversation(
+                url,
+                app_id=app_id,
+                project_id=project_id,
+                message_id=message_id,
+                identity=digits,
+                metadata=metadata,
+                correlation_id=correlation_id,
+                accepted_time=accepted_time,
+                outcome=outcome,
+            )
+        answer = {"message_id": message_id, "accepted_time": accepted_time}
         return orjson.dumps(answer), state.accepted_request()
 
 
@@ -285,7 +305,7 @@ def router(state: SimulatorState) -> APIRouter:
             await asyncio.sleep(cfg.hang_seconds)
             return conversation_error(504, "DEADLINE_EXCEEDED", "Deadline exceeded")
         try:
-            answer, hang = conversation.accept(raw)
+            answer, hang = conversation.accept(raw, project_id)
         except _BadRequest as exc:
             return conversation_error(400, "INVALID_ARGUMENT", exc.message)
         except RateLimited as exc:

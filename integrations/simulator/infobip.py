@@ -24,19 +24,27 @@ Each accepted MMS destination goes through `SimulatorState.deliver_mms` (provide
 first LINK's `contentUrl`): with `mms_fallback_rate` it is delivered as an SMS carrying
 the `smsFailover` text (from its sender), or fails when the message has no smsFailover
 (still PENDING_ACCEPTED in the answer: Infobip would report the failure later).
+
+Delivery reports (see `reports.py`) go to each message's `webhooks.delivery.url`, its
+legacy `notifyUrl`, or `report_urls["infobip_sms" | "infobip_mms"]`: one result per accepted
+or REJECTED_* destination (none for a duplicate messageId), up to 100 results a POST.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from engine.segments import segment
+from integrations.simulator.reports import InfobipResult, InfobipTarget
 from integrations.simulator.state import (
+    FALLBACK_SMS,
+    MMS_ACCEPTED,
     RateLimited,
     SimulatorState,
     is_msisdn,
@@ -342,12 +350,19 @@ class InfobipSms(_InfobipApi):
         prefixes = state.reject_prefixes
         receive = state.receive
         answers: list[dict[str, Any]] = []
+        reported: list[tuple[InfobipTarget, list[InfobipResult]]] = []
         delivered = failed = duplicates = 0
         for message in messages:
             text = message["content"]["text"]
             record: _InfobipMessage | None = None
             index = -1
             details = {"messageCount": _parts(text)} if with_count else None
+            target = state.reporter.infobip_target(PROVIDER, message)
+            results: list[InfobipResult] | None = None
+            if target is not None:
+                results = []
+                reported.append((target, results))
+                parts = details["messageCount"] if details else _parts(text)
             for destination in message["destinations"]:
                 to = destination["to"]
                 mid = destination.get("messageId") or state.new_uuid()
@@ -376,11 +391,18 @@ class InfobipSms(_InfobipApi):
                 if details is not None:
                     answer["details"] = details
                 answers.append(answer)
+                if results is not None and status is not REJECTED_DUPLICATE:
+                    outcome = "sent" if status is PENDING_ACCEPTED else "rejected"
+                    results.append(
+                        InfobipResult(to, mid, outcome, parts, message["sender"], status)
+                    )
         state.messages += delivered
         state.provider_messages[PROVIDER] += delivered
         state.failed += failed
         self.duplicate_message_ids += duplicates
         self.bulks += 1
+        if reported:
+            state.reporter.infobip(PROVIDER, bulk_id, datetime.now(UTC), reported)
         body = orjson.dumps({"bulkId": bulk_id, "messages": answers})
         return body, state.accepted_request()
 
@@ -417,6 +439,7 @@ class InfobipMms(_InfobipApi):
         seen = self.message_ids
         prefixes = state.reject_prefixes
         answers: list[dict[str, Any]] = []
+        reported: list[tuple[InfobipTarget, list[InfobipResult]]] = []
         failed = duplicates = 0
         for message in messages:
             content = message["content"]
@@ -425,10 +448,16 @@ class InfobipMms(_InfobipApi):
             media_url = next((s["contentUrl"] for s in segments if s["type"] == "LINK"), None)
             options = message.get("options") or {}
             failover = options.get("smsFailover")
+            target = state.reporter.infobip_target(MMS_PROVIDER, message)
+            results: list[InfobipResult] | None = None
+            if target is not None:
+                results = []
+                reported.append((target, results))
             for destination in message["destinations"]:
                 to = destination["to"]
                 mid = destination.get("messageId") or state.new_uuid()
                 digits = to[1:] if to[:1] == "+" else to
+                kind = ""
                 if mid in seen:
                     status = REJECTED_DUPLICATE
                     duplicates += 1
@@ -441,7 +470,7 @@ class InfobipMms(_InfobipApi):
                 else:
                     status = PENDING_ACCEPTED
                     seen.add(mid)
-                    state.deliver_mms(
+                    kind = state.deliver_mms(
                         MMS_PROVIDER,
                         digits,
                         message_id=mid,
@@ -462,11 +491,35 @@ class InfobipMms(_InfobipApi):
                         "details": MMS_DETAILS,
                     }
                 )
+                if results is not None and status is not REJECTED_DUPLICATE:
+                    results.append(_mms_result(message, failover, to, mid, status, kind))
         state.failed += failed
         self.duplicate_message_ids += duplicates
         self.bulks += 1
+        if reported:
+            state.reporter.infobip(MMS_PROVIDER, bulk_id, datetime.now(UTC), reported)
         body = orjson.dumps({"bulkId": bulk_id, "messages": answers})
         return body, state.accepted_request()
+
+
+def _mms_result(
+    message: dict[str, Any],
+    failover: dict[str, Any] | None,
+    to: str,
+    mid: str,
+    status: dict[str, Any],
+    kind: str,
+) -> InfobipResult:
+    """What the delivery report of one MMS destination says: refused (REJECTED_*),
+    delivered as MMS (one message), as fallback SMS (its parts, from the failover sender)
+    or failed (a fallback without smsFailover)."""
+    if status is not PENDING_ACCEPTED:
+        return InfobipResult(to, mid, "rejected", 1, message["sender"], status)
+    if kind == FALLBACK_SMS and failover is not None:
+        sender = failover.get("sender") or message["sender"]
+        return InfobipResult(to, mid, "fallback", _parts(failover["text"]), sender)
+    outcome = "sent" if kind == MMS_ACCEPTED else "failed"
+    return InfobipResult(to, mid, outcome, 1, message["sender"])
 
 
 def _too_many_requests(retry_after: str) -> Response:

@@ -9,6 +9,9 @@ for tests and benchmarks (`SimulatorProcess`, a context manager).
         conversation = SinchConversationClient(sim.conversation_credentials())
         ...
         assert sim.stats()["duplicates"] == 0
+
+With `SimulatorConfig(report_urls={...})` it also posts delivery reports for what it
+accepted (see `reports.py`); `settle_reports()` waits until they are all posted.
 """
 
 from __future__ import annotations
@@ -187,6 +190,18 @@ class SimulatorProcess:
         response = self._client().get("/_simulator/messages", params={"to": to})
         response.raise_for_status()
         return response.json()["messages"]
+
+    def settle_reports(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Wait until no delivery report is pending (posted, or given up after its
+        retries); return `stats()["reports"]`. Raises TimeoutError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reports = self.stats()["reports"]
+            if reports["pending"] == 0:
+                return reports
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"delivery reports still pending after {timeout:g} s: {reports}")
+            time.sleep(0.02)
 
     def arrivals(self) -> list[tuple[float, int]]:
         """Every accepted send request since start-up or the last reset, oldest first:

@@ -19,7 +19,10 @@ not ASCII, `E622` no `fallback-sms-text` while fallback is enabled, `E628` a num
 
 An accepted MMS is delivered as MMS, or as fallback SMS with `mms_fallback_rate` (the
 message entry then says `type: "sms"` and carries the fallback text). The API has no
-idempotency: the same `client-reference` sent twice is two messages.
+idempotency: the same `client-reference` sent twice is two messages. With
+`report_urls["sinch_mms"]` each accepted MMS gets its postbacks (N102, N202 `sent-as: SMS`
+for a fallback, E101...; see `reports.py`), carrying its `tracking-id` and
+`client-reference`.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class SinchMms:
         digits: str = payload["to"]
         tracking_id = state.new_ulid()
         media = next((slide[kind] for kind in MEDIA_KINDS if kind in slide), None)
-        state.deliver_mms(
+        outcome = state.deliver_mms(
             PROVIDER,
             digits,
             message_id=tracking_id,
@@ -125,6 +128,10 @@ class SinchMms:
             fallback_text=payload.get("fallback-sms-text"),
             fallback_disabled=payload.get("disable-fallback-sms") is True,
         )
+        url = state.reporter.url(PROVIDER)
+        if url:
+            reference = payload.get("client-reference")
+            state.reporter.sinch_mms(url, tracking_id, reference, digits, payload["from"], outcome)
         self.mms_ids += 1
         answer = {
             "status": "Success",

@@ -7,7 +7,10 @@
     GET  /batches/{batch_id}    one batch, or 404
 
 Each accepted batch keeps its echo as compact JSON bytes, served as is by the GET
-endpoints and re-read only to render a number's texts on demand.
+endpoints and re-read only to render a number's texts on demand. A batch asking for
+`delivery_report` other than "none" gets its reports posted to its `callback_url`, or to
+`report_urls["sinch_sms"]` (see `reports.py`); a recipient without a parameter value is
+reported with code 405.
 """
 
 from __future__ import annotations
@@ -196,6 +199,13 @@ class SinchSms:
         self.plan_batches.setdefault(plan, []).append(index)
         if reference is not None:
             self.by_reference.setdefault((plan, reference), []).append(index)
+        kind = payload.get("delivery_report", "none")
+        url = state.reporter.url(PROVIDER, payload.get("callback_url")) if kind != "none" else None
+        if url:
+            recipients = (
+                (d, bool(required) and any(d not in values for values in required)) for d in digits
+            )
+            state.reporter.sinch_sms(url, kind, batch_id, reference, recipients)
         return echo_bytes, state.accepted_request()
 
     def _validate(self, payload: dict[str, Any]) -> tuple[list[str], list[set[str]]]:

@@ -10,7 +10,8 @@ for the rare recipient messaged twice. Everything runs on the event loop; hangs 
 
 The ledger also holds the optional server-side rate limiter (a token bucket shared by
 every send endpoint, one token per recipient) and the arrival log of accepted send
-requests, both driven by `clock` (`time.monotonic` unless a test injects another).
+requests, both driven by `clock` (`time.monotonic` unless a test injects another), and the
+`reporter` that posts delivery reports for what was accepted (`reports.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Literal, Protocol
 from fastapi import Response
 
 from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.reports import Reporter
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MMS_ACCEPTED = "mms"
@@ -164,6 +166,7 @@ class SimulatorState:
         self.clock: Callable[[], float] = clock or time.monotonic
         self._ids = random.Random(f"ids-{config.seed}")
         self._parts: list[Part] = []
+        self.reporter = Reporter(config)
         self.configure(config)
         self.reset()
 
@@ -174,6 +177,7 @@ class SimulatorState:
         self.reject_prefixes = tuple(config.reject_prefixes)
         self._hang = frozenset(config.hang_after_accept)
         self.accepted_since_config = 0
+        self.reporter.configure(config)
         rate = config.rate_limit_per_second
         self._rate = rate
         self._burst = config.rate_limit_burst or max(1.0, rate or 0.0)
@@ -213,6 +217,7 @@ class SimulatorState:
         self.arrival_times = array("d")
         self.arrival_recipients = array("q")
         self._fill_bucket()
+        self.reporter.reset()
         for part in self._parts:
             part.reset()
 
@@ -374,6 +379,8 @@ class SimulatorState:
         Each provider adds its own counters: `batches` and `duplicate_references` (Sinch
         SMS), `bulks` and `duplicate_message_ids` (Infobip SMS), `infobip_mms_bulks` and
         `infobip_mms_duplicate_message_ids` (Infobip MMS), `mms_refused` (Sinch MMS).
+        `reports` counts delivery reports (see `Reporter`): `posted`, `failed`, `retried`,
+        `pending`, `duplicates`, `intermediate`, `silent` and the final `outcomes`.
         """
         records = self.records
         duplicates = 0
@@ -394,6 +401,7 @@ class SimulatorState:
             "duplicates": duplicates,
             "requests": dict(self.requests),
             "faults": dict(self.faults),
+            "reports": self.reporter.stats(),
         }
         for part in self._parts:
             out.update(part.stats())

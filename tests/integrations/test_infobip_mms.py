@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -15,7 +15,16 @@ import pytest
 from engine.errors import ProviderError
 from integrations.infobip_mms import InfobipMmsClient, InfobipMmsMessage
 from integrations.infobip_sms import DestinationResult, InfobipCredentials
-from integrations.rate_limit import TokenBucket
+from tests.integrations.providers import (
+    DUPLICATE,
+    PENDING_ACCEPTED,
+    FakeInfobip,
+    RecordingBucket,
+    legacy_error,
+    mock_client,
+    status,
+    v3_error,
+)
 
 KEY = "5d1e7c3a9b8f42d6a0c4e2f1b3d5a7c9-1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 BASE = "https://xyz.api.infobip.com"
@@ -52,96 +61,7 @@ ALL_ACCEPTED = [
 ]
 
 
-def status(group_id: int, group_name: str, status_id: int, name: str, description: str):
-    return {
-        "groupId": group_id,
-        "groupName": group_name,
-        "id": status_id,
-        "name": name,
-        "description": description,
-    }
-
-
-PENDING_ACCEPTED = status(1, "PENDING", 26, "PENDING_ACCEPTED", "Message sent to next instance")
-REJECTED_DESTINATION = status(5, "REJECTED", 14, "REJECTED_DESTINATION", "By Destination")
-DUPLICATE = status(
-    5, "REJECTED", 23, "REJECTED_DUPLICATE_MESSAGE_ID", "Rejected duplicate message ID"
-)
-
-
-@dataclass
-class FakeInfobipMms:
-    """A stateful Infobip: POST /mms/2/messages follows `script`, then accepts. Accepting
-    remembers each messageId; a messageId seen before gets status 23, and destinations
-    starting with a `blocked` prefix get REJECTED_DESTINATION (200 overall). Script steps:
-    an httpx.Response to answer, an exception class to raise before anything is recorded,
-    or ("accept", exception class) to record the request and then lose the answer."""
-
-    script: list[Any] = field(default_factory=list)
-    blocked: tuple[str, ...] = ()
-    sent: list[tuple[str, str]] = field(default_factory=list)  # (to, messageId)
-    requests: list[httpx.Request] = field(default_factory=list)
-
-    def accept(self, request: httpx.Request) -> dict[str, Any]:
-        body = json.loads(request.content)
-        answers = []
-        for message in body["messages"]:
-            for destination in message["destinations"]:
-                to, mid = destination["to"], destination["messageId"]
-                if any(mid == m for _, m in self.sent):
-                    state = DUPLICATE
-                elif to.startswith(self.blocked):
-                    state = REJECTED_DESTINATION
-                else:
-                    state = PENDING_ACCEPTED
-                    self.sent.append((to, mid))
-                answers.append({"messageId": mid, "status": state, "destination": to})
-        return {"bulkId": body["options"]["schedule"]["bulkId"], "messages": answers}
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        step = self.script.pop(0) if self.script else "accept"
-        if step == "accept":
-            return httpx.Response(200, json=self.accept(request))
-        if isinstance(step, tuple):
-            self.accept(request)
-            raise step[1]("lost answer", request=request)
-        if isinstance(step, type):
-            raise step("no answer", request=request)
-        return step
-
-
-def make_client(
-    fake: FakeInfobipMms, sleeps: list[float] | None = None, **kwargs
-) -> InfobipMmsClient:
-    sleep = sleeps.append if sleeps is not None else (lambda seconds: None)
-    return InfobipMmsClient(CREDENTIALS, transport=httpx.MockTransport(fake), sleep=sleep, **kwargs)
-
-
-def v3_error(status_code: int, code: str, description: str, violations=(), **headers: str):
-    body = {
-        "errorCode": code,
-        "description": description,
-        "action": "Check the syntax, violations and adjust the request.",
-        "violations": list(violations),
-        "resources": [],
-    }
-    return httpx.Response(status_code, json=body, headers=headers)
-
-
-def legacy_error(status_code: int, code: str, text: str, **headers: str):
-    body = {"requestError": {"serviceException": {"messageId": code, "text": text}}}
-    return httpx.Response(status_code, json=body, headers=headers)
-
-
-class RecordingBucket(TokenBucket):
-    def __init__(self, rate: float):
-        super().__init__(rate, sleep=lambda seconds: None)
-        self.calls: list[int] = []
-
-    def acquire(self, n: int = 1) -> float:
-        self.calls.append(n)
-        return super().acquire(n)
+make_client = partial(mock_client, InfobipMmsClient, credentials=CREDENTIALS)
 
 
 def mms(**changes: Any) -> InfobipMmsMessage:
@@ -166,7 +86,7 @@ def many(count: int, start: int = 0) -> list[tuple[str, str]]:
 
 
 def test_send_posts_infobip_mms_v2_shape():
-    fake = FakeInfobipMms()
+    fake = FakeInfobip()
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
 
@@ -257,7 +177,7 @@ def test_send_posts_infobip_mms_v2_shape():
     ],
 )
 def test_optional_parts_of_a_message(message, content, options):
-    fake = FakeInfobipMms()
+    fake = FakeInfobip()
     with make_client(fake) as client:
         results = client.send([message], bulk_id=BULK)
     (sent,) = json.loads(fake.requests[0].content)["messages"]
@@ -309,7 +229,7 @@ def test_base_url_is_normalised_and_must_be_http():
     ],
 )
 def test_invalid_requests_raise_before_any_http_call(messages, bulk_id, error):
-    fake = FakeInfobipMms()
+    fake = FakeInfobip()
     limiter = RecordingBucket(1000)
     with (
         make_client(fake, rate_limiter=limiter) as client,
@@ -321,7 +241,7 @@ def test_invalid_requests_raise_before_any_http_call(messages, bulk_id, error):
 
 
 def test_exactly_1000_destinations_over_several_messages_go_in_one_request():
-    fake = FakeInfobipMms()
+    fake = FakeInfobip()
     messages = [mms(destinations=many(400)), mms(destinations=many(600, 400), text="B")]
     with make_client(fake) as client:
         results = client.send(messages, bulk_id=BULK)
@@ -335,7 +255,7 @@ def test_exactly_1000_destinations_over_several_messages_go_in_one_request():
 
 
 def test_mixed_results_map_each_destination():
-    fake = FakeInfobipMms(blocked=("441134960002",))  # the second destination is blocked
+    fake = FakeInfobip(blocked=("441134960002",))  # the second destination is blocked
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
     assert results == [
@@ -366,7 +286,7 @@ def test_answer_statuses_are_matched_by_message_id_not_order():
             {"messageId": "v3:promo:c-2", "status": DUPLICATE, "destination": "441134960002"},
         ],
     }
-    fake = FakeInfobipMms(script=[httpx.Response(200, json=answer)])
+    fake = FakeInfobip(script=[httpx.Response(200, json=answer)])
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
     assert [(r.message_id, r.accepted, r.error) for r in results] == [
@@ -377,7 +297,7 @@ def test_answer_statuses_are_matched_by_message_id_not_order():
 
 
 def test_duplicate_message_id_from_an_earlier_send_counts_as_accepted():
-    fake = FakeInfobipMms()
+    fake = FakeInfobip()
     with make_client(fake) as client:
         first = client.send(MESSAGES, bulk_id=BULK)
         again = client.send(MESSAGES, bulk_id=BULK)  # say, after a crash
@@ -443,7 +363,7 @@ def test_duplicate_message_id_from_an_earlier_send_counts_as_accepted():
     ],
 )
 def test_client_errors_raise_provider_error_without_retry(response, text, code):
-    fake = FakeInfobipMms(script=[response])
+    fake = FakeInfobip(script=[response])
     sleeps: list[float] = []
     with make_client(fake, sleeps) as client, pytest.raises(ProviderError) as caught:
         client.send(MESSAGES, bulk_id=BULK)
@@ -503,7 +423,7 @@ def test_client_errors_raise_provider_error_without_retry(response, text, code):
     ],
 )
 def test_retries_send_each_destination_exactly_once(script, posts, sleeps):
-    fake = FakeInfobipMms(script=list(script))
+    fake = FakeInfobip(script=list(script))
     recorded: list[float] = []
     with make_client(fake, recorded) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
@@ -525,7 +445,7 @@ def test_retries_send_each_destination_exactly_once(script, posts, sleeps):
 def test_a_lost_answer_keeps_rejections_visible_on_the_resend():
     # Infobip rejected one destination, then the answer was lost; the resend rejects it
     # again (it was never accepted), the others come back as duplicates.
-    fake = FakeInfobipMms(script=[("accept", httpx.ReadTimeout)], blocked=("1415",))
+    fake = FakeInfobip(script=[("accept", httpx.ReadTimeout)], blocked=("1415",))
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
     assert [r.accepted for r in results] == [True, True, False]
@@ -542,7 +462,7 @@ def test_a_lost_answer_keeps_rejections_visible_on_the_resend():
     ],
 )
 def test_exhausted_retries_raise_retryable_provider_error(response, status_code, code):
-    fake = FakeInfobipMms(script=[response] * 5)
+    fake = FakeInfobip(script=[response] * 5)
     sleeps: list[float] = []
     with (
         make_client(fake, sleeps, max_attempts=5) as client,
@@ -559,7 +479,7 @@ def test_exhausted_retries_raise_retryable_provider_error(response, status_code,
 
 
 def test_exhausted_timeouts_raise_retryable_error_without_status():
-    fake = FakeInfobipMms(script=[httpx.ReadTimeout] * 3)
+    fake = FakeInfobip(script=[httpx.ReadTimeout] * 3)
     with make_client(fake, max_attempts=3) as client, pytest.raises(ProviderError) as caught:
         client.send(MESSAGES, bulk_id=BULK)
     assert caught.value.retryable is True
@@ -568,7 +488,7 @@ def test_exhausted_timeouts_raise_retryable_error_without_status():
 
 
 def test_reconcile_simply_resends_and_duplicates_count_as_sent():
-    fake = FakeInfobipMms(script=[("accept", httpx.ReadTimeout)])
+    fake = FakeInfobip(script=[("accept", httpx.ReadTimeout)])
     with make_client(fake, max_attempts=1) as client:
         with pytest.raises(ProviderError) as caught:
             client.send(MESSAGES, bulk_id=BULK)
@@ -580,7 +500,7 @@ def test_reconcile_simply_resends_and_duplicates_count_as_sent():
 
 
 def test_rate_limiter_is_charged_once_per_request_per_destination():
-    fake = FakeInfobipMms(script=[v3_error(429, "E429", "Too many"), httpx.Response(500)])
+    fake = FakeInfobip(script=[v3_error(429, "E429", "Too many"), httpx.Response(500)])
     limiter = RecordingBucket(100)
     with make_client(fake, rate_limiter=limiter) as client:
         client.send(MESSAGES, bulk_id=BULK)
@@ -598,7 +518,7 @@ def test_max_attempts_must_be_positive():
 
 def test_api_key_never_reaches_reprs_logs_or_errors(caplog):
     caplog.set_level(logging.DEBUG)
-    fake = FakeInfobipMms(
+    fake = FakeInfobip(
         script=[
             httpx.ReadTimeout,
             v3_error(503, "E503", "busy"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -18,7 +18,17 @@ from integrations.infobip_sms import (
     InfobipSmsClient,
     destination_result,
 )
-from integrations.rate_limit import TokenBucket
+from tests.integrations.providers import (
+    DUPLICATE,
+    PENDING_ACCEPTED,
+    REJECTED_DESTINATION,
+    FakeInfobip,
+    RecordingBucket,
+    legacy_error,
+    mock_client,
+    status,
+    v3_error,
+)
 
 KEY = "0f8e4c2b9a7d41e3b5c6a1d2e3f40516-7c3b2a19-48d6-4e0f-9a21-5b6c7d8e9f00"
 BASE = "https://xyz.api.infobip.com"
@@ -39,105 +49,18 @@ MESSAGES = [
 ]
 
 
-def status(group_id: int, group_name: str, status_id: int, name: str, description: str):
-    return {
-        "groupId": group_id,
-        "groupName": group_name,
-        "id": status_id,
-        "name": name,
-        "description": description,
-    }
+class FakeInfobipSms(FakeInfobip):
+    """The stateful Infobip of `providers`, answering POST /sms/3/messages: `sent` also
+    keeps each text, (to, messageId, text), and answers carry the SMS count."""
+
+    def sent_entry(self, message: dict[str, Any], destination: dict[str, Any]) -> tuple[str, ...]:
+        return (*super().sent_entry(message, destination), message["content"]["text"])
+
+    def answer_entry(self, destination: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        return {**super().answer_entry(destination, state), "details": {"messageCount": 1}}
 
 
-PENDING_ACCEPTED = status(1, "PENDING", 26, "PENDING_ACCEPTED", "Message sent to next instance")
-REJECTED_DESTINATION = status(5, "REJECTED", 14, "REJECTED_DESTINATION", "By Destination")
-DUPLICATE = status(
-    5, "REJECTED", 23, "REJECTED_DUPLICATE_MESSAGE_ID", "Rejected duplicate message ID"
-)
-
-
-@dataclass
-class FakeInfobip:
-    """A stateful Infobip: POST /sms/3/messages follows `script`, then accepts. Accepting
-    remembers each messageId; a messageId seen before gets status 23, and destinations
-    starting with a `blocked` prefix get REJECTED_DESTINATION (200 overall). Script steps:
-    an httpx.Response to answer, an exception class to raise before anything is recorded,
-    or ("accept", exception class) to record the request and then lose the answer."""
-
-    script: list[Any] = field(default_factory=list)
-    blocked: tuple[str, ...] = ()
-    sent: list[tuple[str, str, str]] = field(default_factory=list)  # (to, messageId, text)
-    requests: list[httpx.Request] = field(default_factory=list)
-
-    def accept(self, request: httpx.Request) -> dict[str, Any]:
-        body = json.loads(request.content)
-        answers = []
-        for message in body["messages"]:
-            for destination in message["destinations"]:
-                to, mid = destination["to"], destination["messageId"]
-                if any(mid == m for _, m, _ in self.sent):
-                    state = DUPLICATE
-                elif to.startswith(self.blocked):
-                    state = REJECTED_DESTINATION
-                else:
-                    state = PENDING_ACCEPTED
-                    self.sent.append((to, mid, message["content"]["text"]))
-                answers.append(
-                    {
-                        "messageId": mid,
-                        "status": state,
-                        "destination": to,
-                        "details": {"messageCount": 1},
-                    }
-                )
-        return {"bulkId": body["options"]["schedule"]["bulkId"], "messages": answers}
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        step = self.script.pop(0) if self.script else "accept"
-        if step == "accept":
-            return httpx.Response(200, json=self.accept(request))
-        if isinstance(step, tuple):
-            self.accept(request)
-            raise step[1]("lost answer", request=request)
-        if isinstance(step, type):
-            raise step("no answer", request=request)
-        return step
-
-
-def make_client(fake: FakeInfobip, sleeps: list[float] | None = None, **kwargs) -> InfobipSmsClient:
-    sleep = sleeps.append if sleeps is not None else (lambda seconds: None)
-    return InfobipSmsClient(CREDENTIALS, transport=httpx.MockTransport(fake), sleep=sleep, **kwargs)
-
-
-def v3_error(status_code: int, code: str, description: str, violations=(), **headers: str):
-    body = {
-        "errorCode": code,
-        "description": description,
-        "action": "Check the syntax, violations and adjust the request.",
-        "violations": list(violations),
-        "resources": [],
-    }
-    return httpx.Response(status_code, json=body, headers=headers)
-
-
-def legacy_error(status_code: int, code: str, text: str, validation=None, **headers: str):
-    exception: dict[str, Any] = {"messageId": code, "text": text}
-    if validation is not None:
-        exception["validationErrors"] = validation
-    return httpx.Response(
-        status_code, json={"requestError": {"serviceException": exception}}, headers=headers
-    )
-
-
-class RecordingBucket(TokenBucket):
-    def __init__(self, rate: float):
-        super().__init__(rate, sleep=lambda seconds: None)
-        self.calls: list[int] = []
-
-    def acquire(self, n: int = 1) -> float:
-        self.calls.append(n)
-        return super().acquire(n)
+make_client = partial(mock_client, InfobipSmsClient, credentials=CREDENTIALS)
 
 
 ALL_ACCEPTED = [
@@ -151,7 +74,7 @@ ALL_ACCEPTED = [
 
 
 def test_send_posts_infobip_v3_shape():
-    fake = FakeInfobip()
+    fake = FakeInfobipSms()
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
 
@@ -220,7 +143,7 @@ def _many(count: int, start: int = 0) -> list[tuple[str, str]]:
     ],
 )
 def test_invalid_requests_raise_before_any_http_call(messages, bulk_id, error):
-    fake = FakeInfobip()
+    fake = FakeInfobipSms()
     limiter = RecordingBucket(1000)
     with (
         make_client(fake, rate_limiter=limiter) as client,
@@ -232,7 +155,7 @@ def test_invalid_requests_raise_before_any_http_call(messages, bulk_id, error):
 
 
 def test_exactly_1000_destinations_over_several_messages_go_in_one_request():
-    fake = FakeInfobip()
+    fake = FakeInfobipSms()
     messages = [_message(_many(400), text="A"), _message(_many(600, 400), text="B")]
     with make_client(fake) as client:
         results = client.send(messages, bulk_id=BULK)
@@ -246,7 +169,7 @@ def test_exactly_1000_destinations_over_several_messages_go_in_one_request():
 
 
 def test_mixed_results_map_each_destination():
-    fake = FakeInfobip(blocked=("4179302683",))  # the second destination is blocked
+    fake = FakeInfobipSms(blocked=("4179302683",))  # the second destination is blocked
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
     assert results == [
@@ -297,7 +220,7 @@ def test_status_groups_map_to_accepted_or_refused(state, accepted):
 
 
 def test_duplicate_message_id_from_an_earlier_send_counts_as_accepted():
-    fake = FakeInfobip()
+    fake = FakeInfobipSms()
     with make_client(fake) as client:
         first = client.send(MESSAGES, bulk_id=BULK)
         again = client.send(MESSAGES, bulk_id=BULK)  # say, after a crash
@@ -360,7 +283,7 @@ def test_duplicate_message_id_from_an_earlier_send_counts_as_accepted():
     ],
 )
 def test_client_errors_raise_provider_error_without_retry(response, text, code):
-    fake = FakeInfobip(script=[response])
+    fake = FakeInfobipSms(script=[response])
     sleeps: list[float] = []
     with make_client(fake, sleeps) as client, pytest.raises(ProviderError) as caught:
         client.send(MESSAGES, bulk_id=BULK)
@@ -424,7 +347,7 @@ def test_client_errors_raise_provider_error_without_retry(response, text, code):
     ],
 )
 def test_retries_send_each_destination_exactly_once(script, posts, sleeps):
-    fake = FakeInfobip(script=list(script))
+    fake = FakeInfobipSms(script=list(script))
     recorded: list[float] = []
     with make_client(fake, recorded) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
@@ -450,7 +373,7 @@ def test_retries_send_each_destination_exactly_once(script, posts, sleeps):
 def test_a_partly_lost_answer_keeps_earlier_rejections_visible():
     # Infobip rejected one destination, then the answer was lost; the resend rejects it
     # again (a rejected messageId was never accepted), the others come back as duplicates.
-    fake = FakeInfobip(script=[("accept", httpx.ReadTimeout)], blocked=("447",))
+    fake = FakeInfobipSms(script=[("accept", httpx.ReadTimeout)], blocked=("447",))
     with make_client(fake) as client:
         results = client.send(MESSAGES, bulk_id=BULK)
     assert [r.accepted for r in results] == [True, True, False]
@@ -466,7 +389,7 @@ def test_a_partly_lost_answer_keeps_earlier_rejections_visible():
     ],
 )
 def test_exhausted_retries_raise_retryable_provider_error(response, status_code, code):
-    fake = FakeInfobip(script=[response] * 5)
+    fake = FakeInfobipSms(script=[response] * 5)
     sleeps: list[float] = []
     with (
         make_client(fake, sleeps, max_attempts=5) as client,
@@ -483,7 +406,7 @@ def test_exhausted_retries_raise_retryable_provider_error(response, status_code,
 
 
 def test_exhausted_timeouts_raise_retryable_error_without_status():
-    fake = FakeInfobip(script=[httpx.ReadTimeout] * 3)
+    fake = FakeInfobipSms(script=[httpx.ReadTimeout] * 3)
     with make_client(fake, max_attempts=3) as client, pytest.raises(ProviderError) as caught:
         client.send(MESSAGES, bulk_id=BULK)
     assert caught.value.retryable is True
@@ -492,7 +415,7 @@ def test_exhausted_timeouts_raise_retryable_error_without_status():
 
 
 def test_reconcile_simply_resends_and_duplicates_count_as_sent():
-    fake = FakeInfobip(script=[("accept", httpx.ReadTimeout)])
+    fake = FakeInfobipSms(script=[("accept", httpx.ReadTimeout)])
     with make_client(fake, max_attempts=1) as client:
         with pytest.raises(ProviderError) as caught:
             client.send(MESSAGES, bulk_id=BULK)
@@ -504,7 +427,7 @@ def test_reconcile_simply_resends_and_duplicates_count_as_sent():
 
 
 def test_rate_limiter_is_charged_once_per_request_per_destination():
-    fake = FakeInfobip(script=[v3_error(429, "E429", "Too many requests"), httpx.Response(500)])
+    fake = FakeInfobipSms(script=[v3_error(429, "E429", "Too many requests"), httpx.Response(500)])
     limiter = RecordingBucket(100)
     with make_client(fake, rate_limiter=limiter) as client:
         client.send(MESSAGES, bulk_id=BULK)
@@ -517,7 +440,7 @@ def test_rate_limiter_is_charged_once_per_request_per_destination():
 
 def test_api_key_never_reaches_reprs_logs_or_errors(caplog):
     caplog.set_level(logging.DEBUG)
-    fake = FakeInfobip(
+    fake = FakeInfobipSms(
         script=[
             httpx.ReadTimeout,
             v3_error(503, "E503", "busy"),

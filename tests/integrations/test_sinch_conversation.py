@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -15,13 +16,19 @@ import httpx
 import pytest
 
 from engine.errors import ProviderError
-from integrations.rate_limit import TokenBucket
 from integrations.sinch_conversation import (
     ConversationCredentials,
     ConversationMessage,
     SinchConversationClient,
 )
 from integrations.sinch_mms import UNKNOWN_OUTCOME_COMMENT, MmsReceipt
+from tests.integrations.providers import (
+    Clock,
+    RecordingBucket,
+    ScriptedProvider,
+    mock_client,
+    play,
+)
 
 PROJECT = "c36f3d3d-1513-4edd-ae42-11995557ff61"
 APP = "01E3S8B6YCMRNR0GGM94H80ACX"
@@ -58,20 +65,17 @@ def api_error(status: int, code: str, message: str, **headers: str) -> httpx.Res
 
 
 @dataclass
-class FakeSinch:
+class FakeSinch(ScriptedProvider):
     """A stateful auth server plus Conversation API. Token requests follow `token_script`,
     then get `tok-1`, `tok-2`, ... valid until revoked; sends follow `script`, then are
-    accepted (with a valid token). Script steps: an httpx.Response, an exception class to
-    raise before anything is recorded, ("accept", exception class) to record the message
-    and lose the answer, or "revoke" to answer 401 as for an expired token."""
+    accepted (with a valid token). Script steps are those of `providers`, plus "revoke"
+    to answer 401 as for an expired token."""
 
-    script: list[Any] = field(default_factory=list)
     token_script: list[Any] = field(default_factory=list)
     expires_in: Any = 3600
     tokens: list[str] = field(default_factory=list)
     valid: set[str] = field(default_factory=set)
     accepted: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[httpx.Request] = field(default_factory=list)
 
     def token_requests(self) -> list[httpx.Request]:
         return [r for r in self.requests if str(r.url) == AUTH_URL]
@@ -79,72 +83,40 @@ class FakeSinch:
     def sends(self) -> list[httpx.Request]:
         return [r for r in self.requests if str(r.url) != AUTH_URL]
 
-    def accept(self, request: httpx.Request) -> dict[str, Any]:
+    def accept(self, request: httpx.Request) -> httpx.Response:
         self.accepted.append(json.loads(request.content))
-        return {
-            "message_id": f"01E6K7CMXY3KHH0AGCTY6D0{len(self.accepted):03d}",
-            "accepted_time": "2020-04-23T09:55:04.766Z",
-        }
+        return httpx.Response(
+            200,
+            json={
+                "message_id": f"01E6K7CMXY3KHH0AGCTY6D0{len(self.accepted):03d}",
+                "accepted_time": "2020-04-23T09:55:04.766Z",
+            },
+        )
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
+    def issue_token(self, request: httpx.Request) -> httpx.Response:
+        token = f"tok-{len(self.tokens) + 1}"
+        self.tokens.append(token)
+        self.valid.add(token)
+        body = {"access_token": token, "token_type": "bearer", "scope": ""}
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        return httpx.Response(200, json=body)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
         if str(request.url) == AUTH_URL:
-            if self.token_script:
-                step = self.token_script.pop(0)
-                if isinstance(step, type):
-                    raise step("no answer", request=request)
-                return step
-            token = f"tok-{len(self.tokens) + 1}"
-            self.tokens.append(token)
-            self.valid.add(token)
-            body = {"access_token": token, "token_type": "bearer", "scope": ""}
-            if self.expires_in is not None:
-                body["expires_in"] = self.expires_in
-            return httpx.Response(200, json=body)
-        step = self.script.pop(0) if self.script else "accept"
+            step = self.token_script.pop(0) if self.token_script else "accept"
+            return play(step, request, self.issue_token)
+        step = self.next_step()
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if step == "revoke":
             self.valid.discard(token)
+            step = "accept"
         if token not in self.valid:
             return api_error(401, "UNAUTHENTICATED", "Request had invalid credentials.")
-        if step in ("accept", "revoke"):
-            return httpx.Response(200, json=self.accept(request))
-        if isinstance(step, tuple):
-            self.accept(request)
-            raise step[1]("lost answer", request=request)
-        if isinstance(step, type):
-            raise step("no answer", request=request)
-        return step
+        return play(step, request, self.accept)
 
 
-class RecordingBucket(TokenBucket):
-    def __init__(self, rate: float = 100):
-        super().__init__(rate, sleep=lambda seconds: None)
-        self.calls: list[int] = []
-
-    def acquire(self, n: int = 1) -> float:
-        self.calls.append(n)
-        return super().acquire(n)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def make_client(
-    fake: FakeSinch,
-    sleeps: list[float] | None = None,
-    credentials: ConversationCredentials = CREDENTIALS,
-    **kwargs: Any,
-) -> SinchConversationClient:
-    sleep = sleeps.append if sleeps is not None else (lambda seconds: None)
-    return SinchConversationClient(
-        credentials, transport=httpx.MockTransport(fake), sleep=sleep, **kwargs
-    )
+make_client = partial(mock_client, SinchConversationClient, credentials=CREDENTIALS)
 
 
 # -- request shape ----------------------------------------------------------------------

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
 from engine.errors import ProviderError
-from integrations.rate_limit import TokenBucket
 from integrations.sinch_mms import (
     UNKNOWN_OUTCOME_COMMENT,
     MmsMessage,
@@ -20,6 +20,7 @@ from integrations.sinch_mms import (
     SinchMmsClient,
     SinchMmsCredentials,
 )
+from tests.integrations.providers import RecordingBucket, ScriptedProvider, mock_client
 
 API_KEY = "mms-key-7c1e0f9a42"
 SERVICE_ID = "30011"
@@ -65,51 +66,21 @@ def failure(code: str, info: str, status: int = 200, **headers: str) -> httpx.Re
 
 
 @dataclass
-class FakeMms:
-    """A stateful Sinch MMS API: each post follows `script`, then is accepted. Script
-    steps: an httpx.Response to answer, an exception class to raise before anything is
-    recorded, or ("accept", exception class) to record the MMS and then lose the answer."""
+class FakeMms(ScriptedProvider):
+    """A stateful Sinch MMS API: each post follows `script`, then is accepted (see
+    `providers` for the steps)."""
 
-    script: list[Any] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[httpx.Request] = field(default_factory=list)
 
-    def accept(self, request: httpx.Request) -> dict[str, Any]:
+    def accept(self, request: httpx.Request) -> httpx.Response:
         payload = json.loads(request.content)
         self.accepted.append(payload)
-        return success(payload["to"], f"DrXAFP-Ylpc-{len(self.accepted):03d}")
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        step = self.script.pop(0) if self.script else "accept"
-        if step == "accept":
-            return httpx.Response(200, json=self.accept(request))
-        if isinstance(step, tuple):
-            self.accept(request)
-            raise step[1]("lost answer", request=request)
-        if isinstance(step, type):
-            raise step("no answer", request=request)
-        return step
+        return httpx.Response(
+            200, json=success(payload["to"], f"DrXAFP-Ylpc-{len(self.accepted):03d}")
+        )
 
 
-class RecordingBucket(TokenBucket):
-    def __init__(self, rate: float = 100):
-        super().__init__(rate, sleep=lambda seconds: None)
-        self.calls: list[int] = []
-
-    def acquire(self, n: int = 1) -> float:
-        self.calls.append(n)
-        return super().acquire(n)
-
-
-def make_client(
-    fake: FakeMms,
-    sleeps: list[float] | None = None,
-    credentials: SinchMmsCredentials = CREDENTIALS,
-    **kwargs: Any,
-) -> SinchMmsClient:
-    sleep = sleeps.append if sleeps is not None else (lambda seconds: None)
-    return SinchMmsClient(credentials, transport=httpx.MockTransport(fake), sleep=sleep, **kwargs)
+make_client = partial(mock_client, SinchMmsClient, credentials=CREDENTIALS)
 
 
 # -- request shape ----------------------------------------------------------------------

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
 from engine.errors import ProviderError
-from integrations.rate_limit import TokenBucket
 from integrations.sinch_sms import (
     SINCH_SMS_REGIONS,
     BatchReceipt,
@@ -19,6 +19,7 @@ from integrations.sinch_sms import (
     SinchSmsCredentials,
     SmsBatch,
 )
+from tests.integrations.providers import RecordingBucket, ScriptedProvider, mock_client, play
 
 TOKEN = "tok-3f9a1c77e2b54d0e"
 PLAN = "a1b2c3d4e5f6"
@@ -54,16 +55,12 @@ def accepted(payload: dict[str, Any], batch_id: str) -> dict[str, Any]:
 
 
 @dataclass
-class FakeSinch:
-    """A stateful Sinch: POST /batches follows `script`, then accepts; GET lists what it
-    accepted. Script steps: an httpx.Response to answer, an exception class to raise
-    before anything is recorded, or ("accept", exception class) to record the batch and
-    then lose the answer."""
+class FakeSinch(ScriptedProvider):
+    """A stateful Sinch: POST /batches follows `script`, then accepts (see `providers` for
+    the steps); GET follows `list_script`, then lists what it accepted."""
 
-    script: list[Any] = field(default_factory=list)
     list_script: list[Any] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[httpx.Request] = field(default_factory=list)
 
     def posts(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "POST"]
@@ -71,30 +68,20 @@ class FakeSinch:
     def gets(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == "GET"]
 
-    def accept(self, request: httpx.Request) -> dict[str, Any]:
+    def accept(self, request: httpx.Request) -> httpx.Response:
         batch = accepted(
             json.loads(request.content), f"01JHFFHQ0P99JPPNQPJDV7J{len(self.accepted):03d}"
         )
         self.accepted.append(batch)
-        return batch
+        return httpx.Response(201, json=batch)
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
+    def handle(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
-            step = self.script.pop(0) if self.script else "accept"
-            if step == "accept":
-                return httpx.Response(201, json=self.accept(request))
-            if isinstance(step, tuple):
-                self.accept(request)
-                raise step[1]("lost answer", request=request)
-            if isinstance(step, type):
-                raise step("no answer", request=request)
-            return step
-        if self.list_script:
-            step = self.list_script.pop(0)
-            if isinstance(step, type):
-                raise step("no answer", request=request)
-            return step
+            return super().handle(request)
+        step = self.list_script.pop(0) if self.list_script else "accept"
+        return play(step, request, self.list_batches)
+
+    def list_batches(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params
         matching = [
             b for b in self.accepted if b.get("client_reference") == params["client_reference"]
@@ -112,9 +99,7 @@ class FakeSinch:
         )
 
 
-def make_client(fake: FakeSinch, sleeps: list[float] | None = None, **kwargs) -> SinchSmsClient:
-    sleep = sleeps.append if sleeps is not None else (lambda seconds: None)
-    return SinchSmsClient(CREDENTIALS, transport=httpx.MockTransport(fake), sleep=sleep, **kwargs)
+make_client = partial(mock_client, SinchSmsClient, credentials=CREDENTIALS)
 
 
 def sinch_error(status: int, code: str, text: str, **headers: str) -> httpx.Response:
@@ -456,16 +441,6 @@ def test_reconcile_returns_the_existing_batch_without_posting_or_pacing():
     assert again == first
     assert len(fake.posts()) == 1
     assert limiter.calls == [3]
-
-
-class RecordingBucket(TokenBucket):
-    def __init__(self, rate: float):
-        super().__init__(rate, sleep=lambda seconds: None)
-        self.calls: list[int] = []
-
-    def acquire(self, n: int = 1) -> float:
-        self.calls.append(n)
-        return super().acquire(n)
 
 
 def test_rate_limiter_is_charged_once_per_batch_per_recipient():
