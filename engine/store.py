@@ -1,42 +1,28 @@
 """The journey store: every read and write the engine makes, as named operations.
 
-SQLite (WAL) is the embedded default, PostgreSQL works through the same URL setting.
 Hot paths (enrolment, claims, moves, sends, campaign events) are bulk Core statements:
-one statement per batch, never one ORM object per row. All statements are built by
-SQLAlchemy with bound parameters; no SQL is ever assembled from strings.
+one statement per batch, never one ORM object per row. The database itself (SQLite or
+PostgreSQL, the schema check, bulk mechanics) is `engine/database.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import (
-    ARRAY,
-    JSON,
-    Connection,
-    Engine,
     Table,
-    any_,
     bindparam,
-    create_engine,
-    event,
     func,
     insert,
-    inspect,
-    literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import SQLModel
 
-from engine.errors import ConfigError
+from engine.database import Database
 from engine.models import (
     CampaignEvent,
     Consent,
@@ -48,7 +34,6 @@ from engine.models import (
     ScenarioRecord,
     ScenarioVersion,
     Send,
-    UtcDateTime,
 )
 from engine.phones import phone_region
 
@@ -104,37 +89,8 @@ class JourneyMove:
     keep_claim: bool = False
 
 
-def create_database_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # orjson: JSON columns (attributes, event properties) are on every hot path, and it is
-    # several times faster than the standard library at both ends.
-    engine = create_engine(
-        url,
-        json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
-    )
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
 def _code(value: int | str | None) -> str | None:
     return None if value is None else str(value)
-
-
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    # WAL lets readers (status, the UI) run while a tick writes; NORMAL is durable in WAL
-    # mode across process crashes, which is what the exactly-once guarantee needs.
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 class Store:
@@ -142,159 +98,17 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = create_database_engine(url)
-        self._compiled_inserts: dict[tuple, tuple[str, tuple[str, ...], tuple[Any, ...]]] = {}
-        SQLModel.metadata.create_all(self.engine)
-        self._check_schema()
-
-    def _check_schema(self) -> None:
-        """A database made by an older Scenarist lacks columns: say which, rather than fail
-        on the first query that needs one."""
-        inspector = inspect(self.engine)
-        missing = [
-            f"{table.name}.{column.name}"
-            for table in SQLModel.metadata.sorted_tables
-            for column in table.columns
-            if column.name not in {c["name"] for c in inspector.get_columns(table.name)}
-        ]
-        if missing:
-            raise ConfigError(
-                f"the database {self.engine.url.render_as_string(hide_password=True)} was made "
-                f"by an older Scenarist and lacks {', '.join(missing)}; start a new database "
-                "(database_url) and import the customers again"
-            )
+        self.db = Database(url)
+        self.engine = self.db.engine
 
     @property
     def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return self.db.is_postgres
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db.close()
 
-    # -- helpers ---------------------------------------------------------------------
-
-    def _rows(self, query: Any) -> list[dict[str, Any]]:
-        """Run a read and return its rows as dicts."""
-        with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
-
-    def _first(self, query: Any) -> dict[str, Any] | None:
-        rows = self._rows(query.limit(1))
-        return rows[0] if rows else None
-
-    def _in(self, column: Any, values: Iterable[Any]) -> Any:
-        """`column IN (values)` with the whole batch as ONE bound parameter.
-
-        A plain `IN (...)` binds each of a batch's thousands of values separately, which
-        costs SQLAlchemy more than the query itself. PostgreSQL takes an array
-        (`= ANY(:values)`); SQLite a JSON array read by `json_each`.
-        """
-        name = f"in_{column.name}"
-        values = list(values)
-        if self.is_postgres:
-            return column == any_(bindparam(name, value=values, type_=ARRAY(column.type)))
-        members = select(literal_column("value")).select_from(
-            func.json_each(bindparam(name, value=_json_dumps(values)))
-        )
-        return column.in_(members.scalar_subquery())
-
-    def _insert(self, table: Table) -> Any:
-        """An INSERT that can take ON CONFLICT clauses in this dialect."""
-        dialect = postgresql if self.is_postgres else sqlite
-        return dialect.insert(table)
-
-    def _insert_ignoring_conflicts(
-        self,
-        connection: Connection,
-        table: Table,
-        rows: Sequence[dict[str, Any]],
-        count: bool = False,
-    ) -> int | None:
-        """Insert the rows that do not collide with a unique key.
-
-        With `count`, returns how many went in; without, returns None and saves that work.
-        """
-        if not rows:
-            return 0
-        if count and self.is_postgres:
-            # psycopg reports no rowcount for executemany: count what RETURNING gives back.
-            key = next(iter(table.primary_key.columns))
-            statement = self._insert(table).on_conflict_do_nothing().returning(key)
-            return len(connection.execute(statement, list(rows)).all())
-        inserted = self._bulk_insert(connection, table, rows, ignore_conflicts=True)
-        return inserted if count else None
-
-    def _bulk_insert(
-        self,
-        connection: Connection,
-        table: Table,
-        rows: Sequence[dict[str, Any]],
-        ignore_conflicts: bool = False,
-    ) -> int:
-        """Insert many rows through the driver's executemany; returns the driver's rowcount.
-
-        The statement is SQLAlchemy's, compiled once per table and columns; only the
-        per-row work is done here, because SQLAlchemy's own per-row parameter processing
-        costs more than the insert on the hot paths (journeys, sends, campaign events).
-        Values are converted as the column types would: UTC instants to naive UTC (text on
-        SQLite), JSON to text.
-        """
-        if not rows:
-            return 0
-        given = tuple(rows[0])
-        # Python-side defaults (SQLModel's `= False` and the like) that the rows leave out.
-        defaults = {
-            column.name: column.default.arg
-            for column in table.columns
-            if column.name not in given and column.default is not None and column.default.is_scalar
-        }
-        columns = given + tuple(defaults)
-        sql, order, converters = self._compiled_insert(table, columns, ignore_conflicts)
-        # Column by column: one conversion per distinct instant, list comprehensions.
-        values: dict[str, list[Any]] = {}
-        for name, converter in zip(columns, converters, strict=True):
-            if name in defaults:
-                column = [defaults[name]] * len(rows)
-            else:
-                column = [row[name] for row in rows]
-            if converter is _json_dumps:
-                column = [None if v is None else converter(v) for v in column]
-            elif converter is not None:
-                distinct = {v: converter(v) for v in set(column) if v is not None}
-                column = [distinct.get(v) for v in column]
-            values[name] = column
-        if self.is_postgres:
-            parameters: list[Any] = [
-                dict(zip(columns, row, strict=True)) for row in zip(*values.values(), strict=True)
-            ]
-        else:
-            parameters = list(zip(*(values[name] for name in order), strict=True))
-        result = connection.exec_driver_sql(sql, parameters)
-        return max(result.rowcount, 0)
-
-    def _compiled_insert(
-        self, table: Table, columns: tuple[str, ...], ignore_conflicts: bool
-    ) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
-        key = (table.name, columns, ignore_conflicts)
-        if key not in self._compiled_inserts:
-            statement = self._insert(table).values({c: bindparam(c) for c in columns})
-            if ignore_conflicts:
-                statement = statement.on_conflict_do_nothing()
-            compiled = statement.compile(dialect=self.engine.dialect)
-            order = tuple(compiled.positiontup or columns)
-            converters = tuple(self._converter(table.c[name]) for name in columns)
-            self._compiled_inserts[key] = (str(compiled), order, converters)
-        return self._compiled_inserts[key]
-
-    def _converter(self, column: Any) -> Any:
-        if isinstance(column.type, UtcDateTime):
-            if self.is_postgres:
-                return lambda value: value.astimezone(UTC).replace(tzinfo=None)
-            # SQLAlchemy's SQLite DATETIME text form, so stored values compare as one.
-            return lambda value: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        if isinstance(column.type, JSON):
-            return _json_dumps
-        return None
+    # -- customers -------------------------------------------------------------------
 
     # -- customers -------------------------------------------------------------------
 
@@ -307,7 +121,7 @@ class Store:
             stored = dict(
                 connection.execute(
                     select(CUSTOMERS.c.id, CUSTOMERS.c.attributes).where(
-                        self._in(CUSTOMERS.c.id, ids)
+                        self.db.in_(CUSTOMERS.c.id, ids)
                     )
                 ).all()
             )
@@ -328,7 +142,7 @@ class Store:
                         "updated_at": now,
                     }
                 )
-            statement = self._insert(CUSTOMERS)
+            statement = self.db.insert(CUSTOMERS)
             statement = statement.on_conflict_do_update(
                 index_elements=[CUSTOMERS.c.id],
                 set_={
@@ -342,14 +156,14 @@ class Store:
             connection.execute(statement, values)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        return self._first(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
+        return self.db.first(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
 
     def customer_pages(self, page_size: int) -> Iterator[list[dict[str, Any]]]:
         """Every customer, in pages, by keyset on the id so memory stays flat."""
         after = ""
         columns = _CUSTOMER_FIELDS
         while True:
-            page = self._rows(
+            page = self.db.rows(
                 select(*columns)
                 .where(CUSTOMERS.c.id > after)
                 .order_by(CUSTOMERS.c.id)
@@ -363,7 +177,9 @@ class Store:
     def customers_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         columns = _CUSTOMER_FIELDS
         with self.engine.connect() as connection:
-            rows = connection.execute(select(*columns).where(self._in(CUSTOMERS.c.id, list(ids))))
+            rows = connection.execute(
+                select(*columns).where(self.db.in_(CUSTOMERS.c.id, list(ids)))
+            )
             return {row.id: dict(row._mapping) for row in rows}
 
     def count_customers(self) -> int:
@@ -381,7 +197,7 @@ class Store:
             return
         with self.engine.begin() as connection:
             connection.execute(insert(CONSENT_CHANGES), list(changes))
-            statement = self._insert(CONSENTS)
+            statement = self.db.insert(CONSENTS)
             statement = statement.on_conflict_do_update(
                 index_elements=[CONSENTS.c.customer_id, CONSENTS.c.category],
                 set_={
@@ -404,7 +220,7 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(CONSENTS.c.customer_id).where(
-                    self._in(CONSENTS.c.customer_id, customer_ids),
+                    self.db.in_(CONSENTS.c.customer_id, customer_ids),
                     CONSENTS.c.category == category,
                     CONSENTS.c.granted.is_(True),
                 )
@@ -412,7 +228,7 @@ class Store:
             return {row.customer_id for row in rows}
 
     def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.db.rows(
             select(CONSENT_CHANGES)
             .where(CONSENT_CHANGES.c.customer_id == customer_id)
             .order_by(CONSENT_CHANGES.c.id)
@@ -431,7 +247,7 @@ class Store:
             return connection.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
 
     def events_after(self, event_type: str, after_id: int, limit: int) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.db.rows(
             select(EVENTS)
             .where(EVENTS.c.type == event_type, EVENTS.c.id > after_id)
             .order_by(EVENTS.c.id)
@@ -458,7 +274,7 @@ class Store:
         in which case the cursor and schedule are left as they were.
         """
         with self.engine.begin() as connection:
-            self._insert_ignoring_conflicts(
+            self.db.insert_ignoring_conflicts(
                 connection,
                 VERSIONS,
                 [
@@ -496,13 +312,13 @@ class Store:
             return True
 
     def scenario_record(self, scenario_id: str) -> dict[str, Any] | None:
-        return self._first(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
+        return self.db.first(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
 
     def scenario_records(self, status: str | None = None) -> list[dict[str, Any]]:
         query = select(SCENARIOS).order_by(SCENARIOS.c.id)
         if status is not None:
             query = query.where(SCENARIOS.c.status == status)
-        return self._rows(query)
+        return self.db.rows(query)
 
     def scenario_definition(self, scenario_id: str, version: str) -> dict[str, Any]:
         with self.engine.connect() as connection:
@@ -549,7 +365,7 @@ class Store:
                         select(JOURNEYS.c.customer_id).where(
                             JOURNEYS.c.scenario_id == scenario_id,
                             JOURNEYS.c.state == ACTIVE,
-                            self._in(JOURNEYS.c.customer_id, {e[0] for e in entries}),
+                            self.db.in_(JOURNEYS.c.customer_id, {e[0] for e in entries}),
                         )
                     ).scalars()
                 )
@@ -574,7 +390,7 @@ class Store:
                 }
                 for customer_id, entry, event_properties in entries
             ]
-            return self._insert_ignoring_conflicts(connection, JOURNEYS, rows, count=True) or 0
+            return self.db.insert_ignoring_conflicts(connection, JOURNEYS, rows, count=True) or 0
 
     def claim_due(
         self, scenario_id: str, now: datetime, limit: int, lease: timedelta
@@ -603,7 +419,7 @@ class Store:
                 return []
             connection.execute(
                 update(JOURNEYS)
-                .where(self._in(JOURNEYS.c.id, ids))
+                .where(self.db.in_(JOURNEYS.c.id, ids))
                 .values(claimed_until=now + lease)
             )
             rows = connection.execute(
@@ -622,7 +438,7 @@ class Store:
                 .select_from(
                     JOURNEYS.outerjoin(CUSTOMERS, CUSTOMERS.c.id == JOURNEYS.c.customer_id)
                 )
-                .where(self._in(JOURNEYS.c.id, ids))
+                .where(self.db.in_(JOURNEYS.c.id, ids))
                 .order_by(JOURNEYS.c.id)
             )
             return [
@@ -658,7 +474,7 @@ class Store:
                 for start in range(0, len(ids), _IN_CHUNK):
                     connection.execute(
                         update(JOURNEYS)
-                        .where(self._in(JOURNEYS.c.id, ids[start : start + _IN_CHUNK]))
+                        .where(self.db.in_(JOURNEYS.c.id, ids[start : start + _IN_CHUNK]))
                         .values(
                             node_id=node_id,
                             state=state,
@@ -674,7 +490,7 @@ class Store:
             with self.engine.begin() as connection:
                 connection.execute(
                     update(JOURNEYS)
-                    .where(self._in(JOURNEYS.c.id, list(journey_ids)))
+                    .where(self.db.in_(JOURNEYS.c.id, list(journey_ids)))
                     .values(claimed_until=None)
                 )
 
@@ -698,18 +514,18 @@ class Store:
             return [(row[0], row[1], row[2]) for row in rows]
 
     def journeys_of(self, customer_id: str) -> list[dict[str, Any]]:
-        return self._rows(select(JOURNEYS).where(JOURNEYS.c.customer_id == customer_id))
+        return self.db.rows(select(JOURNEYS).where(JOURNEYS.c.customer_id == customer_id))
 
     # -- sends -----------------------------------------------------------------------
 
     def sends_by_key(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = self._rows(select(SENDS).where(self._in(SENDS.c.key, keys)))
+        rows = self.db.rows(select(SENDS).where(self.db.in_(SENDS.c.key, keys)))
         return {row["key"]: row for row in rows}
 
     def record_sends(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record message decisions made before any provider call (suppressed, failed)."""
         with self.engine.begin() as connection:
-            self._insert_ignoring_conflicts(connection, SENDS, rows)
+            self.db.insert_ignoring_conflicts(connection, SENDS, rows)
 
     def messages_sent_since(self, customer_ids: Sequence[str], since: datetime) -> dict[str, int]:
         """Messages handed to a provider per customer since `since`, across all scenarios."""
@@ -717,7 +533,7 @@ class Store:
             rows = connection.execute(
                 select(SENDS.c.customer_id, func.count())
                 .where(
-                    self._in(SENDS.c.customer_id, list(customer_ids)),
+                    self.db.in_(SENDS.c.customer_id, list(customer_ids)),
                     SENDS.c.state == "enqueued",
                     SENDS.c.test.is_(False),
                     SENDS.c.created_at >= since,
@@ -731,22 +547,22 @@ class Store:
     ) -> None:
         """Write the intent (dispatch payloads and their pending sends) before any HTTP call."""
         with self.engine.begin() as connection:
-            self._insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
-            self._insert_ignoring_conflicts(connection, SENDS, sends)
+            self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
+            self.db.insert_ignoring_conflicts(connection, SENDS, sends)
 
     def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(DISPATCHES.c.key).where(
-                    self._in(DISPATCHES.c.key, list(keys)), DISPATCHES.c.state == "pending"
+                    self.db.in_(DISPATCHES.c.key, list(keys)), DISPATCHES.c.state == "pending"
                 )
             )
             return set(rows.scalars())
 
     def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.db.rows(
             select(DISPATCHES).where(
-                self._in(DISPATCHES.c.key, keys), DISPATCHES.c.state == "pending"
+                self.db.in_(DISPATCHES.c.key, keys), DISPATCHES.c.state == "pending"
             )
         )
 
@@ -825,9 +641,9 @@ class Store:
                 "test",
             )
         ]
-        return self._rows(
+        return self.db.rows(
             select(*columns).where(
-                self._in(SENDS.c.key, keys),
+                self.db.in_(SENDS.c.key, keys),
                 SENDS.c.tracked.is_(False),
                 SENDS.c.state.in_(("enqueued", "enqueue_failed")),
             )
@@ -845,14 +661,14 @@ class Store:
             if keys:
                 result = connection.execute(
                     update(SENDS)
-                    .where(self._in(SENDS.c.key, keys), SENDS.c.tracked.is_(False))
+                    .where(self.db.in_(SENDS.c.key, keys), SENDS.c.tracked.is_(False))
                     .values(tracked=True)
                 )
                 if result.rowcount != len(keys):
                     # Another attempt tracked some of these meanwhile; raising rolls this
                     # transaction back and the step is retried with what is left.
                     raise RuntimeError("campaign events were tracked concurrently; retry")
-            self._bulk_insert(connection, CAMPAIGN_EVENTS, events)
+            self.db.bulk_insert(connection, CAMPAIGN_EVENTS, events)
 
     def campaign_event_counts(self, scenario_id: str) -> list[tuple[str, str, int]]:
         """(action_type, status, count) for one scenario."""
@@ -870,14 +686,14 @@ class Store:
             return [(row[0], row[1], row[2]) for row in rows]
 
     def campaign_events(self, scenario_id: str) -> list[dict[str, Any]]:
-        return self._rows(
+        return self.db.rows(
             select(CAMPAIGN_EVENTS)
             .where(CAMPAIGN_EVENTS.c.scenario_id == scenario_id)
             .order_by(CAMPAIGN_EVENTS.c.id)
         )
 
     def campaign_event_for(self, send_key: str) -> dict[str, Any] | None:
-        return self._first(select(CAMPAIGN_EVENTS).where(CAMPAIGN_EVENTS.c.send_key == send_key))
+        return self.db.first(select(CAMPAIGN_EVENTS).where(CAMPAIGN_EVENTS.c.send_key == send_key))
 
     def suppression_counts(self, scenario_id: str) -> list[tuple[str, int]]:
         """(reason, count) of messages not sent by a policy, for one scenario."""
