@@ -575,6 +575,28 @@ def simulator(
 
 
 @app.command()
+def webhooks(
+    settings: SettingsOption = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+) -> None:
+    """Run the webhook server that receives the providers' delivery reports."""
+    import uvicorn
+
+    from engine.store import Store
+    from engine.webhooks import create_webhook_app
+
+    project = _settings(settings)
+    console.print(f"webhooks on http://{host}:{port}/webhooks/<provider>")
+    uvicorn.run(
+        create_webhook_app(project, Store(project.database_url)),
+        host=host,
+        port=port,
+        log_level="warning",
+    )
+
+
+@app.command()
 def serve(
     settings: SettingsOption = None,
     interval: Annotated[int, typer.Option(help="Seconds between ticks.")] = 60,

@@ -177,6 +177,9 @@ class Send(SQLModel, table=True):
     error: str | None = None
     comment: str | None = None
     tracked: bool = False
+    # The last delivery status a provider reported: intermediate, delivered, failed,
+    # rejected. A final one is never overwritten.
+    delivery_status: str | None = None
     # A test send (`scenarist send-test`): never counted by policies or the evaluation.
     test: bool = False
     created_at: datetime = _instant()
@@ -196,3 +199,28 @@ class CampaignEvent(SQLModel, table=True):
     test: bool = False
     timestamp: datetime = _instant()
     properties: dict[str, Any] = _json()
+
+
+class DeliveryReportRecord(SQLModel, table=True):
+    """Every delivery report received, stored before it is acknowledged; `state` says what
+    became of it: pending (its send is not recorded yet), applied, or ignored (why in
+    `note`)."""
+
+    __tablename__ = "delivery_reports"
+    __table_args__ = (Index("ix_delivery_reports_state", "state", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    dedupe_key: str = Field(unique=True)
+    send_key: str | None = None
+    dispatch_key: str | None = None
+    recipient: str | None = None
+    status: str
+    type: str | None = None
+    parts: int | None = None
+    status_code: str | None = None
+    error: str | None = None
+    comment: str | None = None
+    reported_at: datetime | None = _instant(nullable=True)
+    received_at: datetime = _instant()
+    state: str = "pending"
+    note: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.delivery import NO_DELIVERY_REPORT_COUNTRIES
 from engine.store import Store
 
 
@@ -50,6 +51,12 @@ def funnel_report(store: Store, scenario_id: str) -> Report:
     rows += [
         (f"{action_type} {status}", count)
         for action_type, status, count in store.campaign_event_counts(scenario_id)
+    ]
+    waiting = store.delivery_counts(scenario_id, NO_DELIVERY_REPORT_COUNTRIES)
+    rows += [
+        (stage, count)
+        for stage, count in sorted(waiting.items())
+        if stage not in ("delivered", "failed", "rejected")
     ]
     return Report(f"Evaluation of {scenario_id}", ("stage", "customers"), rows)
 

@@ -20,6 +20,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine import progress
+from engine.delivery import apply_pending_reports
 from engine.errors import TemplateError
 from engine.scenario import Scenario, parse_scenario
 from engine.settings import Settings
@@ -428,4 +429,6 @@ def tick_scenario(
         for version, journeys in by_version.items():
             scenario = runtime.scenario(scenario_id, version)
             summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step))
+    # Delivery reports that came before their sends were tracked can be matched now.
+    apply_pending_reports(runtime.store, runtime.settings.campaign_event_name, now())
     return summary

@@ -208,6 +208,25 @@ class FrequencyPolicy(_Strict):
     window: Duration
 
 
+class WebhookSettings(_Strict):
+    """How the webhook server (`scenarist webhooks`) is reached and authenticates callers.
+
+    With `sinch_signing_secret_env` set, Sinch SMS and Conversation API callbacks must
+    carry a valid HMAC signature; with `basic_auth_username` and
+    `basic_auth_password_env` set, Infobip, Sinch MMS and Conversation API callbacks must
+    carry those credentials. Left unset, callbacks are not authenticated (local use).
+    """
+
+    public_url: str | None = None  # e.g. https://hooks.example.com, sent as callback URLs
+    sinch_signing_secret_env: str | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password_env: str | None = None
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+
+    def secret(self, env: str | None) -> str | None:
+        return read_secret(env, None).get_secret_value() if env else None
+
+
 class Settings(_Strict):
     """Everything a project configures, loaded from `scenarist.yaml`."""
 
@@ -223,6 +242,7 @@ class Settings(_Strict):
     frequency_policies: dict[str, FrequencyPolicy] = Field(default_factory=dict)
     silent_hours: SilentHours | None = None
     campaign_event_name: str = "campaign"
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     # The most SMS parts one message may cost; None: only the 1,600-character limit.
     max_message_parts: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=1000, ge=1, le=10_000)

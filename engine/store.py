@@ -29,6 +29,7 @@ from engine.models import (
     ConsentChange,
     Customer,
     CustomerEvent,
+    DeliveryReportRecord,
     Dispatch,
     Journey,
     ScenarioRecord,
@@ -47,6 +48,7 @@ JOURNEYS: Table = Journey.__table__  # type: ignore[assignment]
 DISPATCHES: Table = Dispatch.__table__  # type: ignore[assignment]
 SENDS: Table = Send.__table__  # type: ignore[assignment]
 CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
+REPORTS: Table = DeliveryReportRecord.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
 # What the runtime reads of a customer.
@@ -704,3 +706,106 @@ class Store:
                 .group_by(SENDS.c.reason)
             )
             return [(row[0], row[1]) for row in rows]
+
+    # -- delivery reports ------------------------------------------------------------
+
+    def store_delivery_reports(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Store reports; a duplicate (same dedupe key) is stored once. Returns how many
+        were new."""
+        with self.engine.begin() as connection:
+            return self.db.insert_ignoring_conflicts(connection, REPORTS, rows, count=True) or 0
+
+    def pending_delivery_reports(self, limit: int) -> list[dict[str, Any]]:
+        return self.db.rows(
+            select(REPORTS).where(REPORTS.c.state == "pending").order_by(REPORTS.c.id).limit(limit)
+        )
+
+    def sends_for_reports(self, reports: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """The send each report is about, by report id: by its send key, or by the dispatch
+        key and recipient (Sinch SMS reports name the request and the number)."""
+        columns = [
+            SENDS.c[name]
+            for name in (
+                "key",
+                "customer_id",
+                "scenario_id",
+                "phone",
+                "dispatch_key",
+                "parts",
+                "created_at",
+                "delivery_status",
+                "tracked",
+                "test",
+            )
+        ]
+        keys = {r["send_key"] for r in reports if r["send_key"]}
+        dispatches = {r["dispatch_key"] for r in reports if r["dispatch_key"] and not r["send_key"]}
+        by_key: dict[str, dict[str, Any]] = {}
+        by_dispatch: dict[tuple[str, str], dict[str, Any]] = {}
+        if keys:
+            for send in self.db.rows(select(*columns).where(self.db.in_(SENDS.c.key, keys))):
+                by_key[send["key"]] = send
+        if dispatches:
+            query = select(*columns).where(self.db.in_(SENDS.c.dispatch_key, dispatches))
+            for send in self.db.rows(query):
+                by_dispatch[(send["dispatch_key"], send["phone"])] = send
+        matched = {}
+        for report in reports:
+            send = by_key.get(report["send_key"]) or by_dispatch.get(
+                (report["dispatch_key"], report["recipient"])
+            )
+            if send is not None:
+                matched[report["id"]] = send
+        return matched
+
+    def apply_delivery_reports(
+        self,
+        resolutions: Sequence[tuple[int, str, str | None]],
+        send_statuses: dict[str, str],
+        events: Sequence[dict[str, Any]],
+    ) -> None:
+        """Mark reports applied or ignored, set their sends' delivery status and append
+        their campaign events, in one transaction."""
+        with self.engine.begin() as connection:
+            if resolutions:
+                connection.execute(
+                    update(REPORTS)
+                    .where(REPORTS.c.id == bindparam("_id"))
+                    .values(state=bindparam("_state"), note=bindparam("_note")),
+                    [{"_id": i, "_state": state, "_note": note} for i, state, note in resolutions],
+                )
+            if send_statuses:
+                connection.execute(
+                    update(SENDS)
+                    .where(SENDS.c.key == bindparam("_key"))
+                    .values(delivery_status=bindparam("_status")),
+                    [{"_key": key, "_status": status} for key, status in send_statuses.items()],
+                )
+            self.db.bulk_insert(connection, CAMPAIGN_EVENTS, events)
+
+    def delivery_counts(self, scenario_id: str, silent_regions: frozenset[str]) -> dict[str, int]:
+        """Enqueued sends of a scenario by what their delivery reports said, with those to
+        countries that send no reports counted apart."""
+        region = CUSTOMERS.c.region
+        silent = region.in_(sorted(silent_regions))
+        query = (
+            select(SENDS.c.delivery_status, silent.label("silent"), func.count())
+            .select_from(SENDS.outerjoin(CUSTOMERS, CUSTOMERS.c.id == SENDS.c.customer_id))
+            .where(
+                SENDS.c.scenario_id == scenario_id,
+                SENDS.c.state == "enqueued",
+                SENDS.c.test.is_(False),
+            )
+            .group_by(SENDS.c.delivery_status, silent)
+        )
+        counts: dict[str, int] = {}
+        with self.engine.connect() as connection:
+            for status, is_silent, count in connection.execute(query):
+                if status in ("delivered", "failed", "rejected"):
+                    name = status
+                elif is_silent:
+                    name = "no delivery reports in the recipient's country"
+                else:
+                    name = "awaiting a delivery report"
+                counts[name] = counts.get(name, 0) + count
+        return counts

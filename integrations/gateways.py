@@ -263,7 +263,12 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
                 base_url=integration.base_url,
             )
         )
-        return SinchSmsGateway(name, SinchSmsClient(credentials, rate_limiter=limit))
+        callback = settings.webhooks.public_url
+        return SinchSmsGateway(
+            name,
+            SinchSmsClient(credentials, rate_limiter=limit),
+            callback_url=f"{callback.rstrip('/')}/webhooks/sinch_sms" if callback else None,
+        )
     if api in ("infobip_sms", "infobip_mms"):
         infobip = (
             InfobipCredentials(base_url=integration.url, api_key=SecretStr(SIMULATOR_INFOBIP_KEY))

@@ -1,0 +1,246 @@
+"""Delivery reports end to end: the simulator posts them, the webhook server stores and
+applies them; and the rules (duplicates, ordering, early reports, 4 days, security)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import uvicorn
+from starlette.testclient import TestClient
+
+from engine.delivery import judge
+from engine.runtime import Runtime, launch, tick_scenario, utc_now
+from engine.scenario import parse_scenario
+from engine.webhooks import create_webhook_app
+from integrations.simulator.config import SimulatorConfig
+from integrations.simulator.server import SimulatorProcess, free_port
+from tests.conftest import NOW, project_settings
+
+HELLO = """
+id: hello
+name: Hello
+settings: {consent_category: sms_marketing, silent_hours: none, tracking: {team: growth}}
+nodes:
+  - {id: start, type: trigger, kind: launch}
+  - {id: greet, type: sms, text: "Hi {{ customer.first_name }}"}
+edges:
+  - {from: start, to: greet}
+"""
+PROMO = """
+id: promo
+name: Promo
+settings: {consent_category: sms_marketing, silent_hours: none}
+nodes:
+  - {id: start, type: trigger, kind: launch}
+  - id: promo
+    type: mms
+    subject: Sale
+    text: "Hi {{ customer.first_name }}"
+    media_url: https://cdn.example.com/a.jpg
+    fallback: {text: "Hi {{ customer.first_name }}, sale at https://example.com"}
+edges:
+  - {from: start, to: promo}
+"""
+
+
+@pytest.mark.parametrize(
+    ("report", "current", "days_after", "applies"),
+    [
+        ("delivered", None, 0, True),  # the first final status
+        ("intermediate", None, 0, True),  # a first intermediate status is recorded
+        ("delivered", "intermediate", 1, True),  # final after intermediate
+        ("intermediate", "delivered", 0, False),  # a late intermediate never overwrites
+        ("failed", "delivered", 0, False),  # nor does a second final one
+        ("intermediate", "intermediate", 0, False),  # intermediate after intermediate
+        ("delivered", None, 4.5, False),  # more than 4 days after dispatch
+        ("delivered", None, 3.9, True),
+    ],
+)
+def test_which_reports_apply(report, current, days_after, applies):
+    verdict = judge(report, current, NOW, NOW + timedelta(days=days_after))
+    assert verdict.apply == applies
+    assert (verdict.note is None) == applies
+
+
+@pytest.fixture
+def webhook_server(sqlite_store) -> Iterator[tuple[str, Runtime]]:
+    settings = project_settings()
+    app = create_webhook_app(settings, sqlite_store)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}", settings
+    server.should_exit = True
+    thread.join(5)
+
+
+def customers(store, count: int, first: int = 0) -> None:
+    ids = [f"c{n}" for n in range(first, first + count)]
+    store.upsert_customers(
+        [
+            {"id": cid, "phone": f"+1202{2_000_000 + n:07d}", "attributes": {"first_name": "Ann"}}
+            for n, cid in zip(range(first, first + count), ids, strict=True)
+        ],
+        utc_now(),
+    )
+    store.change_consents(
+        [
+            {
+                "customer_id": cid,
+                "category": "sms_marketing",
+                "granted": True,
+                "source": "test",
+                "at": utc_now(),
+                "details": {},
+            }
+            for cid in ids
+        ]
+    )
+
+
+def run(sqlite_store, settings, simulator, scenario_text: str) -> None:
+    integrations = {
+        "simulator": {"type": "simulator", "url": simulator.url},
+        "mms": {"type": "simulator", "url": simulator.url, "api": "sinch_mms"},
+    }
+    project = settings.model_copy(
+        update={"integrations": project_settings(integrations=integrations).integrations}
+    )
+    runtime = Runtime(project, sqlite_store)
+    scenario = parse_scenario(scenario_text, "s.yaml", project)
+    launch(runtime, scenario, utc_now())
+    tick_scenario(runtime, scenario.id)
+    simulator.settle_reports(10)
+    runtime.gateways.close()
+
+
+def statuses(store, scenario_id: str) -> dict[str, int]:
+    return {status: count for _t, status, count in store.campaign_event_counts(scenario_id)}
+
+
+def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, webhook_server):
+    url, settings = webhook_server
+    customers(sqlite_store, 10)
+    config = SimulatorConfig(
+        report_urls={"sinch_sms": f"{url}/webhooks/sinch_sms"},
+        report_failure_rate=0.3,
+        report_duplicate_rate=1.0,  # every report posted twice
+        report_intermediate=True,
+        report_out_of_order=True,  # the intermediate status after the final one
+        seed=3,
+    )
+    with SimulatorProcess(config) as simulator:
+        run(sqlite_store, settings, simulator, HELLO)
+    counts = statuses(sqlite_store, "hello")
+    assert counts["enqueued"] == 10
+    assert counts.get("delivered", 0) + counts.get("failed", 0) == 10  # once each, finals kept
+    assert counts.get("failed", 0) >= 1
+    delivered = [e for e in sqlite_store.campaign_events("hello") if e["status"] == "delivered"]
+    assert delivered[0]["properties"]["team"] == "growth"  # custom tracking on every status
+    assert delivered[0]["properties"]["action_name"] == "greet"
+
+
+def test_an_mms_delivered_as_fallback_sms_says_so(sqlite_store, webhook_server):
+    url, settings = webhook_server
+    customers(sqlite_store, 3)
+    config = SimulatorConfig(
+        report_urls={"sinch_mms": f"{url}/webhooks/sinch_mms"}, mms_fallback_rate=1.0
+    )
+    with SimulatorProcess(config) as simulator:
+        run(sqlite_store, settings, simulator, PROMO)
+    delivered = [e for e in sqlite_store.campaign_events("promo") if e["status"] == "delivered"]
+    assert len(delivered) == 3
+    assert {e["properties"]["type"] for e in delivered} == {"sms"}
+    assert delivered[0]["properties"]["action_type"] == "mms"
+
+
+def test_recipients_in_countries_without_reports_are_not_awaited(sqlite_store):
+    sqlite_store.upsert_customers(
+        [
+            {"id": "de", "phone": "+4915112345678", "attributes": {}},  # Germany: no reports
+            {"id": "us", "phone": "+12022000001", "attributes": {}},
+            {"id": "ok", "phone": "+12022000002", "attributes": {}},
+        ],
+        NOW,
+    )
+    sqlite_store.record_sends(
+        [
+            {
+                "key": f"k-{cid}",
+                "scenario_id": "hello",
+                "node_id": "greet",
+                "customer_id": cid,
+                "journey_id": 1,
+                "state": "enqueued",
+                "created_at": NOW,
+                "tracked": True,
+                "delivery_status": status,
+            }
+            for cid, status in (("de", None), ("us", None), ("ok", "delivered"))
+        ]
+    )
+    assert sqlite_store.delivery_counts("hello", frozenset({"DE"})) == {
+        "no delivery reports in the recipient's country": 1,
+        "awaiting a delivery report": 1,
+        "delivered": 1,
+    }
+
+
+def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monkeypatch):
+    monkeypatch.setenv("SINCH_SECRET", "SMSWebhooksSecret")
+    settings = project_settings(
+        webhooks={"sinch_signing_secret_env": "SINCH_SECRET", "max_body_bytes": 2000}
+    )
+    client = TestClient(create_webhook_app(settings, sqlite_store))
+    body = (
+        b'{"type":"recipient_delivery_report_sms","batch_id":"01B","recipient":"12022000000",'
+        b'"code":0,"status":"Delivered","at":"2026-11-22T00:00:00Z","client_reference":"d1"}'
+    )
+    nonce, stamp = "nonce1", str(int(time.time()))
+    good = base64.b64encode(
+        hmac.new(b"SMSWebhooksSecret", body + f".{nonce}.{stamp}".encode(), hashlib.sha256).digest()
+    ).decode()
+    headers = {
+        "x-sinch-webhook-signature-algorithm": "HmacSHA256",
+        "x-sinch-webhook-signature-nonce": nonce,
+        "x-sinch-webhook-signature-timestamp": stamp,
+    }
+    bad = client.post(
+        "/webhooks/sinch_sms",
+        content=body,
+        headers={**headers, "x-sinch-webhook-signature": "AAAA"},
+    )
+    assert bad.status_code == 401
+    assert (
+        client.post(
+            "/webhooks/sinch_sms",
+            content=b"{not json",
+            headers={**headers, "x-sinch-webhook-signature": good},
+        ).status_code
+        == 401
+    )
+    too_big = client.post("/webhooks/infobip_sms", content=b"x" * 3000)
+    assert too_big.status_code == 413
+    malformed = client.post("/webhooks/infobip_sms", content=b'{"results": [{}]}')
+    assert malformed.status_code == 400 and "results[0]" in malformed.json()["error"]
+    assert sqlite_store.pending_delivery_reports(10) == []  # nothing stored
+    ok = client.post(
+        "/webhooks/sinch_sms", content=body, headers={**headers, "x-sinch-webhook-signature": good}
+    )
+    assert ok.status_code == 200 and ok.json()["new"] == 1
+    again = client.post(
+        "/webhooks/sinch_sms", content=body, headers={**headers, "x-sinch-webhook-signature": good}
+    )
+    assert again.json()["new"] == 0  # a duplicate is stored once
+    # Its send is not recorded yet: the report is kept, pending, to be matched later.
+    assert len(sqlite_store.pending_delivery_reports(10)) == 1
