@@ -87,10 +87,11 @@ def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> 
     if not reports:
         return outcomes
     sends = store.sends_for_reports(reports)
+    enqueue_events = store.campaign_events_for([send["key"] for send in sends.values()])
     resolutions, send_updates, events = [], {}, []
     for report in reports:
         send = sends.get(report["id"])
-        if send is None or not send["tracked"]:
+        if send is None or send["key"] not in enqueue_events:
             # Early: the send (or its enqueue event) is not recorded yet; matched later.
             outcomes["waiting for its send"] += 1
             continue
@@ -104,16 +105,19 @@ def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> 
         resolutions.append((report["id"], "applied", None))
         outcomes[report["status"]] += 1
         if report["status"] in FINAL_STATUSES:
-            events.append(_campaign_event(store, event_name, send, report, now))
+            enqueued = enqueue_events[send["key"]]
+            events.append(_campaign_event(enqueued, event_name, send, report, now))
     store.apply_delivery_reports(resolutions, send_updates, events)
     return outcomes
 
 
 def _campaign_event(
-    store: Store, event_name: str, send: dict[str, Any], report: dict[str, Any], now: datetime
+    enqueued: dict[str, Any],
+    event_name: str,
+    send: dict[str, Any],
+    report: dict[str, Any],
+    now: datetime,
 ) -> dict[str, Any]:
-    enqueued = store.campaign_event_for(send["key"])
-    assert enqueued is not None, "a tracked send has its enqueue event"
     properties = {
         **enqueued["properties"],
         "status": report["status"],

@@ -694,6 +694,13 @@ class Store:
             .order_by(CAMPAIGN_EVENTS.c.id)
         )
 
+    def campaign_events_for(self, send_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The campaign event tracked for each send key (its enqueue event)."""
+        if not send_keys:
+            return {}
+        query = select(CAMPAIGN_EVENTS).where(self.db.in_(CAMPAIGN_EVENTS.c.send_key, send_keys))
+        return {row["send_key"]: row for row in self.db.rows(query)}
+
     def campaign_event_for(self, send_key: str) -> dict[str, Any] | None:
         return self.db.first(select(CAMPAIGN_EVENTS).where(CAMPAIGN_EVENTS.c.send_key == send_key))
 

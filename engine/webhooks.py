@@ -14,14 +14,13 @@ re-posted duplicate once), acknowledged, and its reports applied to their sends.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from integrations.webhooks.reports import PARSERS
-from integrations.webhooks.security import verify_basic_auth, verify_sinch_signature
 from starlette.concurrency import run_in_threadpool
 
 from engine.delivery import apply_pending_reports, store_reports
@@ -29,6 +28,10 @@ from engine.errors import InputError
 from engine.runtime import utc_now
 from engine.settings import Settings
 from engine.store import Store
+from integrations.webhooks.reports import PARSERS
+from integrations.webhooks.security import verify_basic_auth, verify_sinch_signature
+
+logger = logging.getLogger("scenarist.webhooks")
 
 SIGNED = frozenset({"sinch_sms", "sinch_conversation"})  # Sinch's HMAC scheme
 BASIC_AUTH = frozenset({"infobip_sms", "infobip_mms", "sinch_mms", "sinch_conversation"})
@@ -83,11 +86,15 @@ def create_webhook_app(
             return _error(400, str(exc))
         received = now()
         new = await run_in_threadpool(store_reports, store, reports, received)
-        # Stored: the provider may forget it now. Applying can wait for a send recorded
-        # later (an early report stays pending and is matched on a later call).
-        await run_in_threadpool(
-            apply_pending_reports, store, settings.campaign_event_name, received
-        )
+        # Stored: the provider may forget it now. Applying can wait: a report whose send is
+        # not recorded yet, or an applying that fails, stays pending for the next call or
+        # the next tick.
+        try:
+            await run_in_threadpool(
+                apply_pending_reports, store, settings.campaign_event_name, received
+            )
+        except Exception:
+            logger.exception("delivery reports stored but not applied yet")
         return Response(
             orjson.dumps({"received": len(reports), "new": new}), 200, media_type="application/json"
         )

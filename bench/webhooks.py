@@ -1,0 +1,211 @@
+"""Benchmark: delivery reports into the webhook server, from another process, none lost.
+
+    .venv/bin/python bench/webhooks.py --reports 50000     # writes bench/WEBHOOKS.md
+
+A fresh SQLite project holds N enqueued sends (with their enqueue campaign events). The
+webhook server runs in its own process (uvicorn); this process posts one delivered
+report per send in Infobip's webhook format (100 results a request, as Infobip does) from
+several concurrent connections over loopback, then checks that every report was stored
+and applied exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))
+
+SERVER = """
+import sys
+import uvicorn
+from engine.settings import load_settings
+from engine.store import Store
+from engine.webhooks import create_webhook_app
+settings = load_settings(sys.argv[1])
+app = create_webhook_app(settings, Store(settings.database_url))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def prepare(folder: Path, count: int) -> Path:
+    """Settings and a database with `count` enqueued, tracked sends."""
+    import yaml
+
+    from engine.store import Store
+
+    settings = {"database_url": f"sqlite:///{folder / 'webhooks.db'}"}
+    path = folder / "scenarist.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    store = Store(settings["database_url"])
+    now = datetime.now(UTC)
+    for start in range(0, count, 5000):
+        numbers = range(start, min(count, start + 5000))
+        store.record_sends(
+            [
+                {
+                    "key": f"send-{n}",
+                    "scenario_id": "bench",
+                    "node_id": "offer",
+                    "customer_id": f"c{n}",
+                    "journey_id": n,
+                    "phone": f"+1202{2_000_000 + n:07d}",
+                    "state": "enqueued",
+                    "parts": 1,
+                    "tracked": False,
+                    "created_at": now,
+                }
+                for n in numbers
+            ]
+        )
+        store.track_campaign_events(
+            [
+                {
+                    "name": "campaign",
+                    "customer_id": f"c{n}",
+                    "scenario_id": "bench",
+                    "status": "enqueued",
+                    "send_key": f"send-{n}",
+                    "timestamp": now,
+                    "properties": {"action_type": "sms", "status": "enqueued"},
+                }
+                for n in numbers
+            ]
+        )
+    store.close()
+    return path
+
+
+def infobip_results(numbers: range) -> dict:
+    done = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    return {
+        "results": [
+            {
+                "bulkId": "bench",
+                "messageId": f"send-{n}",
+                "to": f"1202{2_000_000 + n:07d}",
+                "sender": "InfoSMS",
+                "sentAt": done,
+                "doneAt": done,
+                "messageCount": 1,
+                "status": {
+                    "groupId": 3,
+                    "groupName": "DELIVERED",
+                    "id": 5,
+                    "name": "DELIVERED_TO_HANDSET",
+                    "description": "Delivered",
+                },
+                "error": {
+                    "groupId": 0,
+                    "groupName": "OK",
+                    "id": 0,
+                    "name": "NO_ERROR",
+                    "description": "No Error",
+                    "permanent": False,
+                },
+            }
+            for n in numbers
+        ]
+    }
+
+
+async def post_all(url: str, count: int, connections: int) -> tuple[float, int]:
+    bodies = [infobip_results(range(s, min(count, s + 100))) for s in range(0, count, 100)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    failures = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while not queue.empty():
+            body = queue.get_nowait()
+            response = await client.post(url, json=body)
+            if response.status_code != 200:
+                failures += 1
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
+    return time.perf_counter() - started, failures
+
+
+def main() -> None:
+    from integrations.simulator.server import free_port
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reports", type=int, default=50_000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--results", type=Path, default=REPOSITORY / "bench" / "WEBHOOKS.md")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="scenarist-webhooks-"))
+    settings_path = prepare(folder, args.reports)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(settings_path), str(port)],
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}/webhooks/infobip_sms"
+        seconds, failures = asyncio.run(post_all(url, args.reports, args.connections))
+    finally:
+        server.terminate()
+        server.wait()
+
+    from engine.settings import load_settings
+    from engine.store import Store
+
+    store = Store(load_settings(settings_path).database_url)
+    delivered = dict((s, c) for _t, s, c in store.campaign_event_counts("bench")).get("delivered")
+    pending = len(store.pending_delivery_reports(10))
+    rate = args.reports / seconds
+    summary = (
+        f"{args.reports:,} reports in {seconds:.1f} s: {rate:,.0f} reports/s accepted; "
+        f"{failures} requests refused; {delivered:,} delivered events; {pending} left pending"
+    )
+    print(summary)
+    args.results.write_text(
+        "\n".join(
+            [
+                "# Webhook ingestion results",
+                "",
+                f"`python bench/webhooks.py {' '.join(sys.argv[1:])}` on "
+                f"{datetime.now(UTC):%Y-%m-%d} — {platform.machine()}, {os.cpu_count()} cores, "
+                f"Python {platform.python_version()}, SQLite; the webhook server in its own "
+                f"process, {args.connections} connections posting Infobip delivery reports "
+                "(100 per request) over loopback.",
+                "",
+                "| reports | seconds | reports/s | refused requests | delivered events | lost |",
+                "|---:|---:|---:|---:|---:|---:|",
+                f"| {args.reports:,} | {seconds:.1f} | {rate:,.0f} | {failures} | {delivered:,} "
+                f"| {args.reports - (delivered or 0)} |",
+                "",
+            ]
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
