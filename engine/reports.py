@@ -43,8 +43,14 @@ def campaign_events_report(store: Store, scenario_id: str) -> Report:
 
 def funnel_report(store: Store, scenario_id: str) -> Report:
     """Entered, then what became of each message: not sent and why, enqueued, failed."""
-    entered = sum(count for _node, _state, count in store.journey_counts(scenario_id))
+    journeys = store.journey_counts(scenario_id)
+    entered = sum(count for _node, _state, count in journeys)
     rows: list[tuple] = [("entered the scenario", entered)]
+    waiting = {node: count for node, state, count in journeys if state == "active"}
+    rows += [
+        (f"waiting at {node} (a wait, silent hours, or not yet due)", count)
+        for node, count in sorted(waiting.items())
+    ]
     rows += [
         (f"not sent: {reason}", count) for reason, count in store.suppression_counts(scenario_id)
     ]
