@@ -584,16 +584,16 @@ def webhooks(
     import uvicorn
 
     from engine.store import Store
-    from engine.webhooks import create_webhook_app
+    from engine.webhooks import create_webhook_app, request_tick_run
 
     project = _settings(settings)
-    console.print(f"webhooks on http://{host}:{port}/webhooks/<provider>")
-    uvicorn.run(
-        create_webhook_app(project, Store(project.database_url)),
-        host=host,
-        port=port,
-        log_level="warning",
+    console.print(f"webhooks on http://{host}:{port}/webhooks/<provider>, events on /events")
+    webhook_app = create_webhook_app(
+        project,
+        Store(project.database_url),
+        on_events=request_tick_run(_settings_arg(settings)),
     )
+    uvicorn.run(webhook_app, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -244,6 +244,17 @@ class Store:
             with self.engine.begin() as connection:
                 connection.execute(insert(EVENTS), list(rows))
 
+    def event_triggered_scenarios(self, event_types: Iterable[str]) -> list[str]:
+        """Running scenarios whose trigger listens for one of `event_types`."""
+        wanted = set(event_types)
+        found = []
+        for record in self.scenario_records(status="running"):
+            definition = self.scenario_definition(record["id"], record["version"])
+            for node in definition.get("nodes", []):
+                if node.get("type") == "trigger" and node.get("event") in wanted:
+                    found.append(record["id"])
+        return found
+
     def last_event_id(self) -> int:
         with self.engine.connect() as connection:
             return connection.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()

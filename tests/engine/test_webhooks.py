@@ -244,3 +244,41 @@ def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monk
     assert again.json()["new"] == 0  # a duplicate is stored once
     # Its send is not recorded yet: the report is kept, pending, to be matched later.
     assert len(sqlite_store.pending_delivery_reports(10)) == 1
+
+
+def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_store):
+    from engine.runtime import Runtime, launch
+    from engine.scenario import parse_scenario
+
+    settings = project_settings()
+    customers(sqlite_store, 2)
+    cart = HELLO.replace("id: hello", "id: cart").replace(
+        "{id: start, type: trigger, kind: launch}",
+        "{id: start, type: trigger, kind: event, event: cart_abandoned}",
+    )
+    launch(Runtime(settings, sqlite_store), parse_scenario(cart, "cart.yaml", settings), NOW)
+    ticks: list[list[str]] = []
+    client = TestClient(create_webhook_app(settings, sqlite_store, on_events=ticks.append))
+
+    one = client.post(
+        "/events", json={"customer_id": "c0", "type": "cart_abandoned", "properties": {"total": 30}}
+    )
+    assert one.status_code == 200 and one.json() == {"tracked": 1, "scenarios": ["cart"]}
+    assert ticks == [["cart"]]  # the event-triggered scenario ticks now, not at the interval
+    # A batch with one unknown customer stores nothing (nothing half applied).
+    mixed = client.post(
+        "/events",
+        json={
+            "events": [
+                {"customer_id": "c1", "type": "cart_abandoned"},
+                {"customer_id": "nobody", "type": "cart_abandoned"},
+            ]
+        },
+    )
+    assert mixed.status_code == 400 and "nobody" in mixed.json()["error"]
+    bad = client.post("/events", json={"events": [{"customer_id": "c1"}]})
+    assert bad.status_code == 400 and bad.json()["error"] == "events[0].type is missing"
+    other = client.post("/events", json={"customer_id": "c1", "type": "page_view"})
+    assert other.json()["scenarios"] == [] and len(ticks) == 1
+    stored = sqlite_store.events_after("cart_abandoned", 0, 10)
+    assert [(e["customer_id"], e["properties"]) for e in stored] == [("c0", {"total": 30})]
