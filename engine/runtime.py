@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
+
 from engine import progress
 from engine.delivery import apply_pending_reports
 from engine.errors import TemplateError
@@ -121,8 +123,6 @@ class Runtime:
 
 
 def _compile_definition(definition: dict, source: str, settings: Settings) -> Scenario:
-    import yaml
-
     return parse_scenario(yaml.safe_dump(definition, sort_keys=False), source, settings)
 
 

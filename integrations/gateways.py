@@ -77,12 +77,22 @@ class SmsGateway(Protocol):
     def close(self) -> None: ...
 
 
-class SinchSmsGateway:
+class _ClientGateway:
+    """A gateway over one provider client: its integration's name, the client, close()."""
+
+    def __init__(self, name: str, client: Any):
+        self.name = name
+        self.client = client
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SinchSmsGateway(_ClientGateway):
     """Sinch SMS (and the simulator playing it): body and parameters as they are."""
 
     def __init__(self, name: str, client: SinchSmsClient, callback_url: str | None = None):
-        self.name = name
-        self.client = client
+        super().__init__(name, client)
         self.callback_url = callback_url
 
     def send(
@@ -98,16 +108,11 @@ class SinchSmsGateway:
         )
         return DispatchOutcome(self.client.send_batch(batch, reconcile=reconcile).batch_id)
 
-    def close(self) -> None:
-        self.client.close()
 
-
-class InfobipSmsGateway:
+class InfobipSmsGateway(_ClientGateway):
     """Infobip SMS: one message per distinct text, each send key as its messageId."""
 
-    def __init__(self, name: str, client: InfobipSmsClient):
-        self.name = name
-        self.client = client
+    client: InfobipSmsClient
 
     def send(
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
@@ -124,16 +129,11 @@ class InfobipSmsGateway:
         results = self.client.send(messages, bulk_id=key, reconcile=reconcile)
         return DispatchOutcome(key, _refusals(results))
 
-    def close(self) -> None:
-        self.client.close()
 
-
-class InfobipMmsGateway:
+class InfobipMmsGateway(_ClientGateway):
     """Infobip MMS: one message per distinct content, each send key as its messageId."""
 
-    def __init__(self, name: str, client: InfobipMmsClient):
-        self.name = name
-        self.client = client
+    client: InfobipMmsClient
 
     def send(
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
@@ -150,17 +150,12 @@ class InfobipMmsGateway:
         results = self.client.send([message], bulk_id=key, reconcile=reconcile)
         return DispatchOutcome(key, _refusals(results))
 
-    def close(self) -> None:
-        self.client.close()
 
-
-class OneByOneMmsGateway:
+class OneByOneMmsGateway(_ClientGateway):
     """Sinch's MMS APIs take one recipient per request: each is sent on its own, with its
     send key as the client reference, and a refusal stays that recipient's."""
 
-    def __init__(self, name: str, client: SinchMmsClient | SinchConversationClient):
-        self.name = name
-        self.client = client
+    client: SinchMmsClient | SinchConversationClient
 
     def send(
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
@@ -208,9 +203,6 @@ class OneByOneMmsGateway:
             fallback_disabled=payload["fallback_disabled"],
             client_reference=send_key,
         )
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _sinch_slide_kind(content_type: str | None) -> str | None:

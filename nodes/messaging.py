@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.dispatch import PlannedDispatch
 from engine.errors import ProviderError
+from engine.senders import sender_refusal
 from engine.silent_hours import silent_until
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
@@ -81,6 +82,20 @@ class MessageNode(NodeConfig):
         """Per customer, the notes `plan` needs (`text`, `parts`, ...), or a `failure`:
         (error code, explanation)."""
         raise NotImplementedError
+
+    def recipient_failure(self, item: JourneyItem, sender: Sender) -> tuple[str, str] | None:
+        """Why this customer cannot be sent this node's message at all, or None."""
+        if not item.phone:
+            return ("invalid_phone", "customer has no phone in international format")
+        if failure := self.channel_failure(item):
+            return failure
+        if refusal := sender_refusal(sender.name, sender.type, item.region):
+            return ("sender_not_allowed", refusal)
+        return None
+
+    def channel_failure(self, item: JourneyItem) -> tuple[str, str] | None:
+        """A channel's own limit on who can receive it (MMS: US and CA only)."""
+        return None
 
     def plan(self, ctx: NodeContext, items: list[JourneyItem]) -> list[PlannedDispatch]:
         """The provider requests that carry the composed messages of `items`."""

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine.dispatch import Outgoing, PlannedDispatch, plan_by_content
 from engine.errors import TemplateError
 from engine.segments import segment
-from engine.senders import sender_refusal
 from engine.settings import integration_api
 from engine.templates import render_many, syntax_error
 from nodes.base import JourneyItem
@@ -30,7 +29,7 @@ from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
     from engine.scenario import Scenario
-    from engine.settings import Settings
+    from engine.settings import Sender, Settings
 
 MAX_SUBJECT_LENGTH = 80
 MMS_REGIONS = frozenset({"US", "CA"})
@@ -146,25 +145,21 @@ class MmsNode(MessageNode):
         )
         sender = self.sender_for(settings, scenario)
         return [
-            self._composed(item, text, fallback, sender.name, sender.type)
+            self._composed(item, text, fallback, sender)
             for item, text, fallback in zip(items, texts, fallbacks, strict=True)
         ]
 
+    def channel_failure(self, item: JourneyItem) -> tuple[str, str] | None:
+        if item.region in MMS_REGIONS:
+            return None
+        where = item.region or "no known country"
+        return ("mms_not_available", f"MMS reaches US and CA recipients only, not {where}")
+
     def _composed(
-        self, item: JourneyItem, text: Any, fallback: Any, sender_name: str, sender_type: str
+        self, item: JourneyItem, text: Any, fallback: Any, sender: Sender
     ) -> dict[str, Any]:
-        if not item.phone:
-            return {"failure": ("invalid_phone", "customer has no phone in international format")}
-        if item.region not in MMS_REGIONS:
-            where = item.region or "no known country"
-            return {
-                "failure": (
-                    "mms_not_available",
-                    f"MMS reaches US and CA recipients only, not {where}",
-                )
-            }
-        if refusal := sender_refusal(sender_name, sender_type, item.region):
-            return {"failure": ("sender_not_allowed", refusal)}
+        if failure := self.recipient_failure(item, sender):
+            return {"failure": failure}
         for rendered in (text, fallback):
             if isinstance(rendered, TemplateError):
                 return {"failure": ("template_error", str(rendered))}

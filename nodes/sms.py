@@ -14,7 +14,6 @@ from pydantic import Field
 from engine.dispatch import Outgoing, PlannedDispatch, plan_dispatches
 from engine.errors import TemplateError
 from engine.segments import segment
-from engine.senders import sender_refusal
 from engine.templates import render_many, split_template, syntax_error
 from nodes.base import JourneyItem
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
@@ -85,10 +84,8 @@ class SmsNode(MessageNode):
     def _composed(
         self, item: JourneyItem, rendered: Any, sender: Sender, max_parts: int | None
     ) -> dict[str, Any]:
-        if not item.phone:
-            return {"failure": ("invalid_phone", "customer has no phone in international format")}
-        if refusal := sender_refusal(sender.name, sender.type, item.region):
-            return {"failure": ("sender_not_allowed", refusal)}
+        if failure := self.recipient_failure(item, sender):
+            return {"failure": failure}
         if isinstance(rendered, TemplateError):
             return {"failure": ("template_error", str(rendered))}
         text, values = rendered
