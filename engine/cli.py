@@ -272,6 +272,51 @@ def revoke(customer: str, category: str, settings: SettingsOption = None) -> Non
     _change_consent(customer, category, False, settings)
 
 
+@consents_app.command("history")
+def consent_history(customer: str, settings: SettingsOption = None) -> None:
+    """Every consent change of one customer (the ledger), with its source."""
+    store = _store(settings)
+    if store.customer(customer) is None:
+        errors.print(f"[red]error[/red] no customer '{customer}'")
+        raise typer.Exit(2)
+    table = Table(title=f"Consent ledger of {customer}", title_justify="left")
+    for column in ("at", "category", "change", "source", "details"):
+        table.add_column(column)
+    for change in store.consent_history(customer):
+        details = ", ".join(f"{k}={v}" for k, v in change["details"].items() if v is not None)
+        table.add_row(
+            f"{change['at']:%Y-%m-%d %H:%M:%S}",
+            change["category"],
+            "granted" if change["granted"] else "revoked",
+            change["source"],
+            details,
+        )
+    console.print(table)
+
+
+@app.command()
+def inbound(
+    limit: Annotated[int, typer.Option(help="How many of the latest to show.")] = 20,
+    settings: SettingsOption = None,
+) -> None:
+    """The latest inbound messages: keyword, customers and the reply each got."""
+    table = Table(title="Inbound messages, newest first", title_justify="left")
+    for column in ("received", "from", "to", "text", "keyword", "customers", "reply"):
+        table.add_column(column, overflow="fold")
+    for message in _store(settings).inbound_messages(limit):
+        text = " | ".join(message["texts"]) or ", ".join(message["media"]) or ""
+        table.add_row(
+            f"{message['received_at']:%H:%M:%S}",
+            message["sender"] or "?",
+            message["recipient"] or "?",
+            text if len(text) <= 40 else text[:39] + "…",
+            message["keyword"] or "",
+            ", ".join(message["customer_ids"]) or "unknown",
+            message["reply_state"] or "",
+        )
+    console.print(table)
+
+
 @events_app.command("track")
 def track_event(
     customer: Annotated[str | None, typer.Argument(help="Customer id.")] = None,

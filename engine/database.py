@@ -27,6 +27,7 @@ from sqlalchemy import (
     inspect,
     literal_column,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
@@ -196,6 +197,45 @@ class Database:
             parameters = list(zip(*(values[name] for name in order), strict=True))
         result = connection.exec_driver_sql(sql, parameters)
         return max(result.rowcount, 0)
+
+    def update_many(
+        self, connection: Connection, table: Table, key: str, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """`UPDATE table SET ... WHERE key = ...` once per row, through the driver's
+        executemany as `bulk_insert` does (each row: the key's value and the new values)."""
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        sql, order, converters = self._compiled_update(table, key, columns)
+        converted = [
+            {
+                name: value if convert is None or value is None else convert(value)
+                for (name, value), convert in zip(row.items(), converters, strict=True)
+            }
+            for row in rows
+        ]
+        if self.is_postgres:
+            parameters: list[Any] = [{f"_{n}": v for n, v in row.items()} for row in converted]
+        else:
+            parameters = [tuple(row[name[1:]] for name in order) for row in converted]
+        connection.exec_driver_sql(sql, parameters)
+
+    def _compiled_update(
+        self, table: Table, key: str, columns: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+        cache = (table.name, "update", key, columns)
+        if cache not in self._compiled_inserts:
+            # Bound names are prefixed: SQLAlchemy reserves the column names for SET.
+            statement = (
+                update(table)
+                .where(table.c[key] == bindparam(f"_{key}"))
+                .values({c: bindparam(f"_{c}") for c in columns if c != key})
+            )
+            compiled = statement.compile(dialect=self.engine.dialect)
+            order = tuple(compiled.positiontup or ())
+            converters = tuple(self._converter(table.c[name]) for name in columns)
+            self._compiled_inserts[cache] = (str(compiled), order, converters)
+        return self._compiled_inserts[cache]
 
     def _compiled_insert(
         self, table: Table, columns: tuple[str, ...], ignore_conflicts: bool

@@ -15,16 +15,20 @@ code, error, comment, message parts and, for MMS, the `type` it was delivered as
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from engine.store import Store
 
+logger = logging.getLogger("scenarist.delivery")
+
 REPORT_WINDOW = timedelta(days=4)
+WAITING = "waiting for its send"
 FINAL_STATUSES = frozenset({"delivered", "failed", "rejected"})
 # The seeds' list of countries whose operators send no SMS delivery reports (ISO 3166).
 NO_DELIVERY_REPORT_COUNTRIES = frozenset(
@@ -61,7 +65,9 @@ def store_reports(store: Store, reports: Sequence[Any], received_at: datetime) -
     """Store parsed reports (DeliveryReport objects); returns how many were new."""
     rows = []
     for report in reports:
-        row = asdict(report)
+        # vars(), not dataclasses.asdict: asdict deep-copies every value, and that was
+        # most of the time a webhook request took.
+        row = dict(vars(report))
         row["reported_at"] = row.pop("at")
         rows.append({**row, "received_at": received_at, "state": "pending"})
     return store.store_delivery_reports(rows)
@@ -81,6 +87,68 @@ def apply_pending_reports(
         return _apply_pending(store, event_name, now, limit)
 
 
+class ReportApplier:
+    """Applies stored reports in one background thread, so a webhook request only stores
+    its reports and answers. Reports that arrive together are applied together: a few
+    large transactions instead of one per request, which is what lets the webhook keep up
+    with providers posting from many connections at once.
+
+    `poke()` after storing; `settle()` waits until everything stored before it that can be
+    applied has been (a report still waiting for its send stays pending for later).
+    """
+
+    def __init__(self, store: Store, event_name: str, now: Callable[[], datetime]):
+        self._store, self._event_name, self._now = store, event_name, now
+        self._changed = threading.Condition()
+        self._requested = self._served = 0
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def poke(self) -> None:
+        with self._changed:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="scenarist-report-applier", daemon=True
+                )
+                self._thread.start()
+            self._requested += 1
+            self._changed.notify_all()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until the reports stored before this call are applied; False on timeout."""
+        with self._changed:
+            target = self._requested
+            return self._changed.wait_for(lambda: self._served >= target, timeout)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._requested > self._served or self._closing)
+                if self._closing and self._requested == self._served:
+                    return
+                target = self._requested
+            self._drain()
+            with self._changed:
+                self._served = target
+                self._changed.notify_all()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                outcomes = apply_pending_reports(self._store, self._event_name, self._now())
+                if not sum(n for what, n in outcomes.items() if what != WAITING):
+                    return  # nothing left, or only reports still waiting for their sends
+        except Exception:  # stored reports are not lost: the next poke or tick applies them
+            logger.exception("delivery reports stored but not applied yet")
+
+
 def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> Counter:
     outcomes: Counter[str] = Counter()
     reports = store.pending_delivery_reports(limit)
@@ -93,7 +161,7 @@ def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> 
         send = sends.get(report["id"])
         if send is None or send["key"] not in enqueue_events:
             # Early: the send (or its enqueue event) is not recorded yet; matched later.
-            outcomes["waiting for its send"] += 1
+            outcomes[WAITING] += 1
             continue
         current = send_updates.get(send["key"], send["delivery_status"])
         verdict = judge(report["status"], current, send["created_at"], report["received_at"])
@@ -121,7 +189,7 @@ def _campaign_event(
     properties = {
         **enqueued["properties"],
         "status": report["status"],
-        "status_code": _number_or_code(report["status_code"]),
+        "status_code": number_or_code(report["status_code"]),
         "error": report["error"],
         "comment": report["comment"],
         "number_of_message_parts": report["parts"] or send["parts"],
@@ -140,5 +208,7 @@ def _campaign_event(
     }
 
 
-def _number_or_code(value: str | None) -> int | str | None:
+def number_or_code(value: str | None) -> int | str | None:
+    """A stored status code as campaign events carry it: numbers (HTTP and delivery
+    statuses) as numbers, codes such as "E110" as text."""
     return int(value) if value is not None and value.isdigit() else value

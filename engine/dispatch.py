@@ -5,6 +5,20 @@ literal text and `{{ expressions }}` only, every expression becomes a Sinch para
 (`${p1}`, `${p2}`, ...) with a value per recipient, so a whole batch is one request.
 Otherwise recipients whose rendered text is identical share a request, and only a truly
 unique text costs a request of its own. Pure functions: no I/O.
+
+A rich MMS offers suggested replies (`Choice`) or is a `Location`. The Sinch Conversation
+API has message kinds for both and transcodes them to text on its MMS channel (seed 003);
+the other MMS APIs take text only, so their gateways send `rich_text`, the same reading:
+
+    Do you want our newsletter?                  the text (a location MMS has none)
+    1. Yes                                       a text choice
+    2. Read one first: https://example.com/n     a URL choice: its text and its URL
+    Main Street store                            a location: its title,
+    Open 9 to 5                                    its label (when it has one),
+    https://maps.google.com/?q=40.7128,-74.006     and a maps link
+
+Sinch shows its own transcoding only as screenshots, so this is the project's model of it;
+the simulator applies it to what the Conversation API receives.
 """
 
 from __future__ import annotations
@@ -15,12 +29,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from engine.templates import SplitTemplate
 
 MAX_RECIPIENTS = 1000
 # Sinch's documented limit for one parameter value (older docs): longer values cannot ride
 # as parameters, so those recipients fall back to grouping by text.
 MAX_PARAMETER_LENGTH = 160
+MAPS_URL = "https://maps.google.com/?q={latitude},{longitude}"
 
 
 @dataclass(frozen=True)
@@ -160,3 +177,63 @@ def recipient_text(body: str, parameters: dict[str, dict[str, str]] | None, phon
     if not parameters:
         return body
     return _PLACEHOLDER.sub(lambda match: parameters[match.group(1)][phone], body)
+
+
+# -- a rich MMS as text ---------------------------------------------------------------------
+
+
+class Choice(BaseModel):
+    """A suggested reply: a text to answer with, or a link (`url`). `postback_data` is
+    what the Conversation API reports when the contact picks it (its default is the
+    message id and the text)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1)
+    postback_data: str | None = Field(default=None, min_length=1)
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"url '{value}' is not an http(s) URL")
+        return value
+
+
+class Location(BaseModel):
+    """A place: its title, an optional label (a name or an address) and its coordinates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1)
+    label: str | None = Field(default=None, min_length=1)
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+    def maps_link(self) -> str:
+        return MAPS_URL.format(latitude=self.latitude, longitude=self.longitude)
+
+
+def choice_lines(choices: Sequence[Choice], first: int = 1) -> list[str]:
+    """`1. Yes`, `2. Read one first: https://...`: numbered from `first`."""
+    return [
+        f"{number}. {choice.text}" + (f": {choice.url}" if choice.url else "")
+        for number, choice in enumerate(choices, first)
+    ]
+
+
+def location_lines(location: Location) -> list[str]:
+    """The title, the label when there is one, and a maps link."""
+    label = [location.label] if location.label else []
+    return [location.title, *label, location.maps_link()]
+
+
+def rich_text(text: str, choices: Sequence[Choice] = (), location: Location | None = None) -> str:
+    """What the handset reads: the text, then the choices, then the location, a line each
+    (see the module docstring)."""
+    lines = [text] if text else []
+    lines += choice_lines(choices)
+    if location is not None:
+        lines += location_lines(location)
+    return "\n".join(lines)

@@ -5,8 +5,10 @@ customers ─┬─ consents (current grant per category) + consent_changes (the
            └─ journeys (one row per customer per scenario entry: where it is, when it is due)
                 └─ sends (one row per message decision, keyed by the send key)
                      ├─ dispatches (one provider request: the exact payload and its outcome)
+                     ├─ short_links (the links in its text, and their clicks)
                      └─ campaign_events (append-only, the seeds' event properties)
 scenarios ── scenario_versions (every definition a journey may still run on)
+delivery_reports, inbound_messages (what providers post back, stored before acknowledged)
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def _json() -> Any:
-    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+def _json(empty: type = dict) -> Any:
+    return Field(default_factory=empty, sa_column=Column(JSON, nullable=False))
 
 
 def _instant(nullable: bool = False) -> Any:
@@ -49,6 +51,8 @@ def _instant(nullable: bool = False) -> Any:
 
 class Customer(SQLModel, table=True):
     __tablename__ = "customers"
+    # Inbound messages find their customers by phone.
+    __table_args__ = (Index("ix_customers_phone", "phone"),)
     id: str = Field(primary_key=True)
     phone: str | None = None
     # The phone's country (ISO 3166), worked out once on import: senders reach some only.
@@ -137,6 +141,8 @@ class Dispatch(SQLModel, table=True):
     """One provider request. The payload is kept so an unresolved one is resent as it was."""
 
     __tablename__ = "dispatches"
+    # Finds requests left pending by a sender that died (few: most resolve at once).
+    __table_args__ = (Index("ix_dispatches_state", "state", "created_at"),)
     key: str = Field(primary_key=True)  # sent as client_reference
     integration: str
     state: str  # pending | enqueued | failed
@@ -189,7 +195,11 @@ class CampaignEvent(SQLModel, table=True):
     """Append-only; `properties` holds the seeds' campaign event properties."""
 
     __tablename__ = "campaign_events"
-    __table_args__ = (Index("ix_campaign_events_scenario_status", "scenario_id", "status"),)
+    __table_args__ = (
+        Index("ix_campaign_events_scenario_status", "scenario_id", "status"),
+        # Delivery reports and clicks find their send's enqueue event by the send key.
+        Index("ix_campaign_events_send_key", "send_key"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str
     customer_id: str
@@ -224,3 +234,52 @@ class DeliveryReportRecord(SQLModel, table=True):
     received_at: datetime = _instant()
     state: str = "pending"
     note: str | None = None
+
+
+class InboundMessageRecord(SQLModel, table=True):
+    """Every inbound message received (once: a provider's retry is the same message), with
+    what it did: the keyword it carried, the customers it came from, the reply it got."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("provider", "message_id", name="uq_inbound_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str
+    message_id: str
+    sender: str | None = None  # the customer's phone
+    recipient: str | None = None  # our number or short code
+    channel: str  # sms | mms
+    texts: list[str] = _json(list)
+    media: list[str] = _json(list)
+    subject: str | None = None
+    postback: str | None = None
+    keyword: str | None = None
+    keyword_family: str | None = None  # stop | start | help | custom
+    customer_ids: list[str] = _json(list)
+    reply_key: str | None = None  # the reply's send key
+    at: datetime | None = _instant(nullable=True)
+    received_at: datetime = _instant()
+
+
+class ShortLink(SQLModel, table=True):
+    """A short link in one message (`engine/links.py`): its code is in the text, `url` is
+    where a click goes (the URL as written, with its UTM parameters). Written with its
+    send's intent, so neither exists without the other; a click counts here and is a
+    campaign event."""
+
+    __tablename__ = "short_links"
+    __table_args__ = (
+        UniqueConstraint("send_key", "position", name="uq_short_link_position"),
+        Index("ix_short_links_scenario", "scenario_id"),
+    )
+    code: str = Field(primary_key=True)
+    send_key: str
+    position: int  # 1, 2, ... in the order the links appear in the message
+    customer_id: str
+    scenario_id: str
+    node_id: str
+    url: str
+    identity: str  # disabled | first_click | all_clicks
+    test: bool = False
+    created_at: datetime = _instant()
+    clicks: int = 0
+    first_clicked_at: datetime | None = _instant(nullable=True)

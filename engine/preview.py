@@ -2,6 +2,10 @@
 
 Used by `scenarist preview` and `scenarist send-test`: the same composition the send
 path runs (Jinja in the sandbox, the sender's countries, segmentation), for one customer.
+An MMS's text is shown as the handset reads it, with its choices or location as lines of
+text; an MMS left to the Conversation API app's default sender shows that as its sender.
+Short links show the obviously fake code `preview001` (`preview002`, ...) at the length
+of a real one, so lengths and parts are the real message's: a preview stores no link.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ from engine.segments import Segmentation, split_gsm_text
 from engine.settings import Settings
 from nodes.base import JourneyItem
 from nodes.messaging import MessageNode
+from nodes.mms import MmsNode
+
+APP_DEFAULT_SENDER = "(the app's default sender)"
 
 
 @dataclass(frozen=True)
 class MessagePreview:
-    """One message node for one customer. For an MMS, `segmentation` is its fallback SMS's."""
+    """One message node for one customer. For an MMS, `text` is what the handset reads and
+    `segmentation` is its fallback SMS's."""
 
     node_id: str
     channel: str
@@ -57,12 +65,16 @@ def preview_messages(
     for node in message_nodes(scenario):
         item = customer_item(customer, event, "preview")
         [composed] = node.compose(settings, scenario, [item])
+        sender = node.sender_for(settings, scenario)
+        text = composed.get("text")
+        if text is not None and isinstance(node, MmsNode):
+            text = node.handset_text(text)
         previews.append(
             MessagePreview(
                 node_id=node.id,
                 channel=node.channel,
-                sender=node.sender_for(settings, scenario).name,
-                text=composed.get("text"),
+                sender=sender.name if sender is not None else APP_DEFAULT_SENDER,
+                text=text,
                 segmentation=composed.get("segmentation"),
                 failure=composed.get("failure"),
                 fallback_pieces=(

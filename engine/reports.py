@@ -42,7 +42,8 @@ def campaign_events_report(store: Store, scenario_id: str) -> Report:
 
 
 def funnel_report(store: Store, scenario_id: str) -> Report:
-    """Entered, then what became of each message: not sent and why, enqueued, failed."""
+    """Entered, then what became of each message: not sent and why, enqueued, failed,
+    delivered, and who clicked its links (the customers; every click in another row)."""
     journeys = store.journey_counts(scenario_id)
     entered = sum(count for _node, _state, count in journeys)
     rows: list[tuple] = [("entered the scenario", entered)]
@@ -57,6 +58,7 @@ def funnel_report(store: Store, scenario_id: str) -> Report:
     rows += [
         (f"{action_type} {status}", count)
         for action_type, status, count in store.campaign_event_counts(scenario_id)
+        if status != "clicked"  # clicks are counted per customer below
     ]
     waiting = store.delivery_counts(scenario_id, NO_DELIVERY_REPORT_COUNTRIES)
     rows += [
@@ -64,6 +66,9 @@ def funnel_report(store: Store, scenario_id: str) -> Report:
         for stage, count in sorted(waiting.items())
         if stage not in ("delivered", "failed", "rejected")
     ]
+    links, clickers, clicks = store.click_counts(scenario_id)
+    if links:
+        rows += [("clicked a link", clickers), ("link clicks (every click)", clicks)]
     return Report(f"Evaluation of {scenario_id}", ("stage", "customers"), rows)
 
 

@@ -28,7 +28,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import Problem, ScenarioError
-from engine.settings import Settings
+from engine.links import link_rules
+from engine.settings import IdentityTransfer, Settings, UtmMode
 from engine.silent_hours import SilentHours
 from engine.templates import expression_error
 from nodes import NODE_TYPES
@@ -42,6 +43,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class ManualUtm(_Strict):
+    """The seed's manual link transformation: the UTM values given replace the automatic
+    ones (`engine/links.py`); those left out keep theirs."""
+
+    utm_source: str | None = Field(default=None, min_length=1)
+    utm_medium: str | None = Field(default=None, min_length=1)
+    utm_campaign: str | None = Field(default=None, min_length=1)
+
+
+class ScenarioLinks(_Strict):
+    """The scenario's link shortener, identity transfer and link transformation; each
+    one left out is the project's (`links:` in the settings)."""
+
+    shorten: bool | None = None
+    identity: IdentityTransfer | None = None
+    utm: UtmMode | ManualUtm | None = None
+
+    @field_validator("utm", mode="before")
+    @classmethod
+    def _utm(cls, value: object) -> object:
+        # One clear message rather than one per member of the union.
+        if isinstance(value, str) and value not in ("auto", "none"):
+            raise ValueError(
+                f"utm is 'auto', 'none' or {{utm_source, utm_medium, utm_campaign}}, not {value!r}"
+            )
+        return value
+
+
 class ScenarioSettings(_Strict):
     """Campaign settings shared by every message node of the scenario."""
 
@@ -51,6 +80,7 @@ class ScenarioSettings(_Strict):
     silent_hours: SilentHours | Literal["none"] | None = None
     sender: str | None = None
     tracking: dict[str, TrackingValue] = Field(default_factory=dict)
+    links: ScenarioLinks = Field(default_factory=ScenarioLinks)
 
 
 class Edge(_Strict):
@@ -253,6 +283,19 @@ def _settings_problems(
     if file.audience is not None:
         error = expression_error(file.audience)
         check(error is None, "audience", f"audience is not a valid expression: {error}")
+    links = scenario_settings.links
+    rules = link_rules(settings, links, file.name, "sms")
+    if links.identity not in (None, "disabled") and (rules is None or not rules.shorten):
+        problems.append(
+            Problem(
+                source,
+                "identity transfer needs the link shortener: set links.shorten: true here "
+                "or in the project settings",
+                None,
+                "links.identity",
+                lines.at("settings", "links", "identity"),
+            )
+        )
     return problems
 
 

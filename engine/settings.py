@@ -15,6 +15,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from engine.errors import ConfigError
+from engine.keywords import Keywords
 from engine.schedule import Duration, ZoneName
 from engine.silent_hours import SilentHours
 
@@ -227,6 +229,115 @@ class WebhookSettings(_Strict):
         return read_secret(env, None).get_secret_value() if env else None
 
 
+_WORD = r"^[A-Za-z0-9]+$"
+Keyword = Annotated[str, Field(pattern=_WORD)]
+
+
+class KeywordSettings(_Strict):
+    """Two-way messaging: what an inbound message that starts with a keyword does.
+
+    STOP-family keywords revoke `consent_category`, START-family ones restore it, HELP
+    ones answer `help_text`; `auto_responses` are the project's own keywords and their
+    answers. Replies go out from the number the customer wrote to. Every inbound message
+    is also a customer event (`inbound_event`), so it can trigger a scenario.
+    """
+
+    consent_category: str = "sms_marketing"
+    stop: list[Keyword] = Field(
+        default_factory=lambda: ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"]
+    )
+    start: list[Keyword] = Field(default_factory=lambda: ["START", "UNSTOP", "YES"])
+    help: list[Keyword] = Field(default_factory=lambda: ["HELP", "INFO"])
+    help_text: str = Field(
+        default="Reply STOP to unsubscribe, START to subscribe again. Msg&data rates may apply.",
+        min_length=1,
+        max_length=1600,
+    )
+    # None: no answer (some carriers answer STOP and START themselves).
+    stop_response: str | None = Field(
+        default="You are unsubscribed and will get no more messages. Reply START to resubscribe.",
+        min_length=1,
+        max_length=1600,
+    )
+    start_response: str | None = Field(
+        default="You are subscribed again. Reply STOP to unsubscribe, HELP for help.",
+        min_length=1,
+        max_length=1600,
+    )
+    auto_responses: dict[Keyword, Annotated[str, Field(min_length=1, max_length=1600)]] = Field(
+        default_factory=dict
+    )
+    inbound_event: str = Field(default="inbound_message", min_length=1)
+    # The SMS integration replies go through; None: the integration of the API the message
+    # came in on when it sends SMS, else the project's default SMS provider.
+    reply_integration: str | None = None
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> KeywordSettings:
+        seen: dict[str, str] = {}
+        families = {
+            "stop": self.stop,
+            "start": self.start,
+            "help": self.help,
+            "auto_responses": list(self.auto_responses),
+        }
+        for family, words in families.items():
+            for word in words:
+                other = seen.setdefault(word.upper(), family)
+                if other != family:
+                    raise ValueError(f"keyword {word.upper()} is in both {other} and {family}")
+        return self
+
+    def table(self) -> Keywords:
+        """The keyword table `engine.keywords.match_keyword` reads."""
+        return Keywords(
+            stop=frozenset(word.upper() for word in self.stop),
+            start=frozenset(word.upper() for word in self.start),
+            help=frozenset(word.upper() for word in self.help),
+            custom=frozenset(word.upper() for word in self.auto_responses),
+        )
+
+    def response(self, family: str, keyword: str) -> str | None:
+        """The answer to `keyword` of `family`, or None when there is none."""
+        if family == "custom":
+            return {word.upper(): text for word, text in self.auto_responses.items()}[keyword]
+        answers = {"stop": self.stop_response, "start": self.start_response, "help": self.help_text}
+        return answers[family]
+
+
+IdentityTransfer = Literal["disabled", "first_click", "all_clicks"]
+UtmMode = Literal["auto", "none"]
+
+
+class LinkSettings(_Strict):
+    """Links in SMS and MMS texts (`engine/links.py`): the project's defaults, which a
+    scenario's `settings.links` overrides.
+
+    Short links are `short_url_base/<code>`; the webhook app serves them at `/l/<code>`,
+    so the base is the webhook server's public URL + `/l` unless a short domain maps
+    there. Left unset it is derived from `webhooks.public_url`, else the local server.
+    """
+
+    short_url_base: str | None = None
+    shorten: bool = False
+    # The seed's "Transfer identity to URL links"; first_click is the one it recommends.
+    identity: IdentityTransfer = "first_click"
+    identity_parameter: str = Field(default="scenarist_customer", pattern=r"^[A-Za-z0-9_.-]+$")
+    utm: UtmMode = "none"
+    utm_source: str = Field(default="scenarist", min_length=1)
+
+    @field_validator("short_url_base")
+    @classmethod
+    def _base(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"'{value}' is not an http(s) URL")
+            if parts.query or parts.fragment:
+                raise ValueError(f"'{value}' must have no query or fragment: codes follow it")
+        return value
+
+
 class Settings(_Strict):
     """Everything a project configures, loaded from `scenarist.yaml`."""
 
@@ -243,6 +354,8 @@ class Settings(_Strict):
     silent_hours: SilentHours | None = None
     campaign_event_name: str = "campaign"
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    links: LinkSettings = Field(default_factory=LinkSettings)
+    keywords: KeywordSettings = Field(default_factory=KeywordSettings)
     # The most SMS parts one message may cost; None: only the 1,600-character limit.
     max_message_parts: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=1000, ge=1, le=10_000)
@@ -276,6 +389,14 @@ class Settings(_Strict):
                 )
             if channel not in self.channels(name):
                 raise ValueError(f"default_{channel}_provider '{name}' does not send {channel}")
+        if self.keywords.consent_category not in self.consent_categories:
+            raise ValueError(
+                f"keywords.consent_category '{self.keywords.consent_category}' is not one of "
+                f"the consent_categories: {self.consent_categories}"
+            )
+        reply = self.keywords.reply_integration
+        if reply is not None and "sms" not in self.channels_or_none(reply):
+            raise ValueError(f"keywords.reply_integration '{reply}' is not an SMS integration")
         return self
 
     def default_provider(self, channel: str) -> str | None:
@@ -285,6 +406,10 @@ class Settings(_Strict):
     def channels(self, name: str) -> set[str]:
         """What the integration `name` can send."""
         return {API_CHANNELS[integration_api(self.integrations[name])]}
+
+    def channels_or_none(self, name: str) -> set[str]:
+        """What the integration `name` can send; nothing when there is no such integration."""
+        return self.channels(name) if name in self.integrations else set()
 
     def sender(self, name: str | None) -> Sender | None:
         """The named predefined sender, or the default one when `name` is None."""

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Connection,
     Table,
     bindparam,
     func,
@@ -31,10 +32,12 @@ from engine.models import (
     CustomerEvent,
     DeliveryReportRecord,
     Dispatch,
+    InboundMessageRecord,
     Journey,
     ScenarioRecord,
     ScenarioVersion,
     Send,
+    ShortLink,
 )
 from engine.phones import phone_region
 
@@ -49,8 +52,13 @@ DISPATCHES: Table = Dispatch.__table__  # type: ignore[assignment]
 SENDS: Table = Send.__table__  # type: ignore[assignment]
 CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
 REPORTS: Table = DeliveryReportRecord.__table__  # type: ignore[assignment]
+INBOUND: Table = InboundMessageRecord.__table__  # type: ignore[assignment]
+SHORT_LINKS: Table = ShortLink.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
+# The scenario id under which keyword replies' sends and campaign events are recorded:
+# they belong to no scenario, and no frequency policy counts them.
+KEYWORD_REPLIES = "keyword-replies"
 # What the runtime reads of a customer.
 _CUSTOMER_FIELDS = (
     CUSTOMERS.c.id,
@@ -109,8 +117,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-    # -- customers -------------------------------------------------------------------
 
     # -- customers -------------------------------------------------------------------
 
@@ -184,6 +190,19 @@ class Store:
             )
             return {row.id: dict(row._mapping) for row in rows}
 
+    def customers_by_phone(self, phones: Iterable[str]) -> dict[str, list[str]]:
+        """The ids of the customers with each phone (several customers may share one)."""
+        found: dict[str, list[str]] = {}
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(CUSTOMERS.c.phone, CUSTOMERS.c.id)
+                .where(self.db.in_(CUSTOMERS.c.phone, list(phones)))
+                .order_by(CUSTOMERS.c.id)
+            )
+            for phone, customer_id in rows:
+                found.setdefault(phone, []).append(customer_id)
+        return found
+
     def count_customers(self) -> int:
         with self.engine.connect() as connection:
             return connection.execute(select(func.count()).select_from(CUSTOMERS)).scalar_one()
@@ -195,27 +214,29 @@ class Store:
 
         Each change: customer_id, category, granted, source, at, details.
         """
-        if not changes:
-            return
-        with self.engine.begin() as connection:
-            connection.execute(insert(CONSENT_CHANGES), list(changes))
-            statement = self.db.insert(CONSENTS)
-            statement = statement.on_conflict_do_update(
-                index_elements=[CONSENTS.c.customer_id, CONSENTS.c.category],
-                set_={
-                    "granted": statement.excluded.granted,
-                    "updated_at": statement.excluded.updated_at,
-                },
-            )
-            latest: dict[tuple[str, str], dict[str, Any]] = {}
-            for change in changes:
-                latest[(change["customer_id"], change["category"])] = {
-                    "customer_id": change["customer_id"],
-                    "category": change["category"],
-                    "granted": change["granted"],
-                    "updated_at": change["at"],
-                }
-            connection.execute(statement, list(latest.values()))
+        if changes:
+            with self.engine.begin() as connection:
+                self._write_consents(connection, changes)
+
+    def _write_consents(self, connection: Connection, changes: Sequence[dict[str, Any]]) -> None:
+        connection.execute(insert(CONSENT_CHANGES), list(changes))
+        statement = self.db.insert(CONSENTS)
+        statement = statement.on_conflict_do_update(
+            index_elements=[CONSENTS.c.customer_id, CONSENTS.c.category],
+            set_={
+                "granted": statement.excluded.granted,
+                "updated_at": statement.excluded.updated_at,
+            },
+        )
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for change in changes:
+            latest[(change["customer_id"], change["category"])] = {
+                "customer_id": change["customer_id"],
+                "category": change["category"],
+                "granted": change["granted"],
+                "updated_at": change["at"],
+            }
+        connection.execute(statement, list(latest.values()))
 
     def consented(self, customer_ids: Sequence[str], category: str) -> set[str]:
         """The customers among `customer_ids` who currently grant `category`."""
@@ -549,6 +570,7 @@ class Store:
                     self.db.in_(SENDS.c.customer_id, list(customer_ids)),
                     SENDS.c.state == "enqueued",
                     SENDS.c.test.is_(False),
+                    SENDS.c.scenario_id != KEYWORD_REPLIES,
                     SENDS.c.created_at >= since,
                 )
                 .group_by(SENDS.c.customer_id)
@@ -556,12 +578,17 @@ class Store:
             return {row[0]: row[1] for row in rows}
 
     def record_dispatch_intents(
-        self, dispatches: Sequence[dict[str, Any]], sends: Sequence[dict[str, Any]]
+        self,
+        dispatches: Sequence[dict[str, Any]],
+        sends: Sequence[dict[str, Any]],
+        links: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Write the intent (dispatch payloads and their pending sends) before any HTTP call."""
+        """Write the intent (dispatch payloads, their pending sends and the short links in
+        their texts) before any HTTP call."""
         with self.engine.begin() as connection:
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
             self.db.insert_ignoring_conflicts(connection, SENDS, sends)
+            self._insert_short_links(connection, links)
 
     def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
         with self.engine.connect() as connection:
@@ -785,20 +812,18 @@ class Store:
         """Mark reports applied or ignored, set their sends' delivery status and append
         their campaign events, in one transaction."""
         with self.engine.begin() as connection:
-            if resolutions:
-                connection.execute(
-                    update(REPORTS)
-                    .where(REPORTS.c.id == bindparam("_id"))
-                    .values(state=bindparam("_state"), note=bindparam("_note")),
-                    [{"_id": i, "_state": state, "_note": note} for i, state, note in resolutions],
-                )
-            if send_statuses:
-                connection.execute(
-                    update(SENDS)
-                    .where(SENDS.c.key == bindparam("_key"))
-                    .values(delivery_status=bindparam("_status")),
-                    [{"_key": key, "_status": status} for key, status in send_statuses.items()],
-                )
+            self.db.update_many(
+                connection,
+                REPORTS,
+                "id",
+                [{"id": i, "state": state, "note": note} for i, state, note in resolutions],
+            )
+            self.db.update_many(
+                connection,
+                SENDS,
+                "key",
+                [{"key": k, "delivery_status": status} for k, status in send_statuses.items()],
+            )
             self.db.bulk_insert(connection, CAMPAIGN_EVENTS, events)
 
     def delivery_counts(self, scenario_id: str, silent_regions: frozenset[str]) -> dict[str, int]:
@@ -827,3 +852,127 @@ class Store:
                     name = "awaiting a delivery report"
                 counts[name] = counts.get(name, 0) + count
         return counts
+
+    # -- inbound messages ------------------------------------------------------------
+
+    def known_inbound(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (provider, message_id) pairs among `keys` already received."""
+        wanted = set(keys)
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(INBOUND.c.provider, INBOUND.c.message_id).where(
+                    self.db.in_(INBOUND.c.message_id, [message_id for _, message_id in wanted])
+                )
+            )
+            return {(provider, message_id) for provider, message_id in rows} & wanted
+
+    def record_inbound(
+        self,
+        messages: Sequence[dict[str, Any]],
+        consent_changes: Sequence[dict[str, Any]],
+        events: Sequence[dict[str, Any]],
+        dispatches: Sequence[dict[str, Any]],
+        sends: Sequence[dict[str, Any]],
+    ) -> None:
+        """Inbound messages and all they cause, in one transaction: consent changes,
+        customer events, and the replies' intents (sent after). A message received
+        meanwhile by another request breaks its unique key and rolls everything back."""
+        if not messages:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(insert(INBOUND), list(messages))
+            if consent_changes:
+                self._write_consents(connection, consent_changes)
+            if events:
+                connection.execute(insert(EVENTS), list(events))
+            self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
+            self.db.insert_ignoring_conflicts(connection, SENDS, sends)
+
+    def inbound_messages(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest inbound messages, newest first, each with its reply's `reply_state`
+        (pending, enqueued, enqueue_failed, or None when none was due)."""
+        return self.db.rows(
+            select(INBOUND, SENDS.c.state.label("reply_state"))
+            .join(SENDS, SENDS.c.key == INBOUND.c.reply_key, isouter=True)
+            .order_by(INBOUND.c.id.desc())
+            .limit(limit)
+        )
+
+    def stale_pending_dispatches(self, scenario_id: str, before: datetime) -> list[dict[str, Any]]:
+        """Dispatches of `scenario_id`'s sends still pending since before `before`: their
+        sender died between writing the intent and recording the answer."""
+        of_scenario = (
+            select(SENDS.c.key)
+            .where(SENDS.c.dispatch_key == DISPATCHES.c.key, SENDS.c.scenario_id == scenario_id)
+            .exists()
+        )
+        return self.db.rows(
+            select(DISPATCHES).where(
+                DISPATCHES.c.state == "pending", DISPATCHES.c.created_at < before, of_scenario
+            )
+        )
+
+    # -- links -----------------------------------------------------------------------
+
+    def _insert_short_links(self, connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert short links; a retried send step's are there already. A code another
+        message took meanwhile (two workers, the same new code) raises, rolling the whole
+        intent back: the next attempt's render sees the code taken and derives another."""
+        if not rows:
+            return
+        self.db.insert_ignoring_conflicts(connection, SHORT_LINKS, rows)
+        owners = self._short_link_owners(connection, [row["code"] for row in rows])
+        if any(owners.get(row["code"]) != (row["send_key"], row["position"]) for row in rows):
+            raise RuntimeError("a short link code was taken concurrently; retry")
+
+    def short_link_owners(self, codes: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The send key and position of each stored link among `codes`."""
+        if not codes:
+            return {}
+        with self.engine.connect() as connection:
+            return self._short_link_owners(connection, codes)
+
+    def _short_link_owners(
+        self, connection: Connection, codes: Sequence[str]
+    ) -> dict[str, tuple[str, int]]:
+        rows = connection.execute(
+            select(SHORT_LINKS.c.code, SHORT_LINKS.c.send_key, SHORT_LINKS.c.position).where(
+                self.db.in_(SHORT_LINKS.c.code, list(codes))
+            )
+        )
+        return {row.code: (row.send_key, row.position) for row in rows}
+
+    def short_link(self, code: str) -> dict[str, Any] | None:
+        return self.db.first(select(SHORT_LINKS).where(SHORT_LINKS.c.code == code))
+
+    def record_click(self, code: str, now: datetime, event: dict[str, Any]) -> bool:
+        """Count a click on `code` and append its campaign event, in one transaction.
+        Returns whether it was the link's first click (decided by the database, so two
+        clicks at once cannot both be first)."""
+        with self.engine.begin() as connection:
+            first = connection.execute(
+                update(SHORT_LINKS)
+                .where(SHORT_LINKS.c.code == code, SHORT_LINKS.c.first_clicked_at.is_(None))
+                .values(first_clicked_at=now)
+            ).rowcount
+            connection.execute(
+                update(SHORT_LINKS)
+                .where(SHORT_LINKS.c.code == code)
+                .values(clicks=SHORT_LINKS.c.clicks + 1)
+            )
+            connection.execute(insert(CAMPAIGN_EVENTS), [event])
+            return first == 1
+
+    def click_counts(self, scenario_id: str) -> tuple[int, int, int]:
+        """Short links sent by a scenario, customers who clicked one, and every click; test
+        sends left out."""
+        links = SHORT_LINKS.c
+        clicked = links.clicks > 0
+        query = select(
+            func.count(),
+            func.count(links.customer_id.distinct()).filter(clicked),
+            func.coalesce(func.sum(links.clicks), 0),
+        ).where(links.scenario_id == scenario_id, links.test.is_(False))
+        with self.engine.connect() as connection:
+            sent, customers, clicks = connection.execute(query).one()
+            return sent, customers, clicks

@@ -4,6 +4,7 @@ The message is composed for a real customer (or sent to another phone with that
 customer's data), dispatched through the node's integration exactly as a campaign send
 is, and tracked as a campaign event marked `test`. Test sends skip consent, frequency
 policy and silent hours, and are never counted by the frequency policy or the evaluation.
+Its short links are real (they redirect and track), marked `test` like the send.
 """
 
 from __future__ import annotations

@@ -1,36 +1,46 @@
 """The webhook server: what providers send back, stored before it is acknowledged.
 
-    POST /webhooks/sinch_sms            Sinch SMS delivery reports (HMAC-signed when set up)
-    POST /webhooks/infobip_sms          Infobip SMS delivery reports
-    POST /webhooks/infobip_mms          Infobip MMS delivery reports
-    POST /webhooks/sinch_mms            Sinch MMS postbacks
-    POST /webhooks/sinch_conversation   Conversation API MESSAGE_DELIVERY callbacks
+    POST /webhooks/sinch_sms            Sinch SMS delivery reports and inbound messages
+                                        (HMAC-signed when set up)
+    POST /webhooks/infobip_sms          Infobip SMS delivery reports and inbound messages
+    POST /webhooks/infobip_mms          Infobip MMS delivery reports and inbound messages
+    POST /webhooks/sinch_mms            Sinch MMS postbacks (MT reports, MO messages)
+    POST /webhooks/sinch_conversation   Conversation API MESSAGE_DELIVERY, MESSAGE_INBOUND
     POST /events                        customer events: {customer_id, type, properties}, or
                                         {"events": [...]}; event-triggered scenarios tick now
     GET  /health
 
 A callback is checked (size, credentials, shape) before anything is stored: a malformed
 or unauthenticated one gets 400/401 and leaves no trace. A valid one is stored (a
-re-posted duplicate once), acknowledged, and its reports applied to their sends.
+re-posted duplicate once) and acknowledged; then its delivery reports are applied to their
+sends, and its inbound messages' keyword replies are sent (`engine/inbound.py`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 
+import httpx
 import orjson
-from fastapi import FastAPI, Request, Response
+import uvicorn
+from fastapi import BackgroundTasks, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from engine.delivery import apply_pending_reports, store_reports
+from engine.clicks import click_router
+from engine.delivery import ReportApplier, store_reports
 from engine.errors import InputError
+from engine.inbound import read_text_parts, receive_inbound, send_replies
 from engine.runtime import utc_now
 from engine.settings import Settings
 from engine.store import Store
-from integrations.webhooks.reports import PARSERS
+from integrations.gateways import GatewayPool
+from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
+from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
 from integrations.webhooks.security import verify_basic_auth, verify_sinch_signature
 
 logger = logging.getLogger("scenarist.webhooks")
@@ -65,13 +75,37 @@ def create_webhook_app(
     store: Store,
     now: Callable[[], datetime] = utc_now,
     on_events: Callable[[list[str]], None] | None = None,
+    gateways: GatewayPool | None = None,
+    http: httpx.Client | None = None,
 ) -> FastAPI:
     """The app. `on_events` is called with the running event-triggered scenarios that new
-    customer events may enrol into (by default nothing: they wait for the next tick)."""
+    customer events (posted, or inbound messages) may enrol into (by default nothing: they
+    wait for the next tick). `gateways` send keyword replies (by default, the settings');
+    `http` reads the text parts of Sinch MMS MO messages."""
     config = settings.webhooks
     signing_secret = config.secret(config.sinch_signing_secret_env)
     password = config.secret(config.basic_auth_password_env)
-    app = FastAPI(title="Scenarist webhooks", version="1")
+    reply_gateways = gateways or GatewayPool(settings)
+    text_parts = http or httpx.Client(follow_redirects=True)
+    applier = ReportApplier(store, settings.campaign_event_name, now)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        applier.close()
+        reply_gateways.close()
+        text_parts.close()
+
+    app = FastAPI(title="Scenarist webhooks", version="1", lifespan=lifespan)
+    app.state.report_applier = applier  # `settle()` it to wait for reports to be applied
+    app.include_router(click_router(settings, store, now))
+
+    async def trigger(event_types: set[str]) -> list[str]:
+        """Start a tick of the running scenarios listening to `event_types`, if any."""
+        scenarios = await run_in_threadpool(store.event_triggered_scenarios, event_types)
+        if scenarios and on_events is not None:
+            await run_in_threadpool(on_events, scenarios)
+        return scenarios
 
     def authorized(provider: str, body: bytes, request: Request) -> bool:
         # Sinch SMS callbacks must be signed; Conversation API ones may be, else basic auth.
@@ -108,10 +142,7 @@ def create_webhook_app(
         if unknown:  # nothing half applied: all the events or none
             return _error(400, f"unknown customers: {', '.join(unknown[:10])}")
         await run_in_threadpool(store.track_events, rows)
-        types = {row["type"] for row in rows}
-        scenarios = await run_in_threadpool(store.event_triggered_scenarios, types)
-        if scenarios and on_events is not None:
-            await run_in_threadpool(on_events, scenarios)
+        scenarios = await trigger({row["type"] for row in rows})
         return Response(
             orjson.dumps({"tracked": len(rows), "scenarios": scenarios}),
             200,
@@ -119,9 +150,8 @@ def create_webhook_app(
         )
 
     @app.post("/webhooks/{provider}")
-    async def receive(provider: str, request: Request) -> Response:
-        parse = PARSERS.get(provider)
-        if parse is None:
+    async def receive(provider: str, request: Request, background: BackgroundTasks) -> Response:
+        if provider not in PARSERS:
             return _error(404, f"no webhook for '{provider}'; known: {', '.join(sorted(PARSERS))}")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > config.max_body_bytes:
@@ -133,27 +163,71 @@ def create_webhook_app(
             return _error(401, "missing or invalid credentials")
         try:
             payload = orjson.loads(body)
-            reports = parse(payload)
+            inbound = is_inbound(provider, payload)
+            parsed = (INBOUND_PARSERS if inbound else PARSERS)[provider](payload)
         except orjson.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc}")
         except InputError as exc:
             return _error(400, str(exc))
+        if inbound:
+            return await receive_messages(parsed, background)
+        return await receive_reports(parsed)
+
+    async def receive_reports(reports: list[DeliveryReport]) -> Response:
         received = now()
         new = await run_in_threadpool(store_reports, store, reports, received)
-        # Stored: the provider may forget it now. Applying can wait: a report whose send is
-        # not recorded yet, or an applying that fails, stays pending for the next call or
-        # the next tick.
-        try:
-            await run_in_threadpool(
-                apply_pending_reports, store, settings.campaign_event_name, received
-            )
-        except Exception:
-            logger.exception("delivery reports stored but not applied yet")
+        # Stored: the provider may forget it now. The applier applies it after the answer;
+        # a report whose send is not recorded yet stays pending for a later pass or tick.
+        applier.poke()
         return Response(
             orjson.dumps({"received": len(reports), "new": new}), 200, media_type="application/json"
         )
 
+    async def receive_messages(
+        messages: list[InboundMessage], background: BackgroundTasks
+    ) -> Response:
+        received = now()
+        if any(message.provider == SINCH_MMS for message in messages):
+            messages = await run_in_threadpool(
+                lambda: [read_text_parts(message, text_parts) for message in messages]
+            )
+        result = await run_in_threadpool(receive_inbound, store, settings, messages, received)
+        # Stored: replies go out after the answer, so a provider (or the simulator) waiting
+        # for it is never held up by them.
+        background.add_task(run_in_threadpool, reply, result.replies, received)
+        if result.event_types:
+            background.add_task(trigger, result.event_types)
+        return Response(
+            orjson.dumps({"received": result.received, "new": result.new}),
+            200,
+            media_type="application/json",
+        )
+
+    def reply(reply_keys: list[str], at: datetime) -> None:
+        try:
+            send_replies(store, reply_gateways, settings, reply_keys, at)
+        except Exception:  # the intents are stored: the tick sends what is left
+            logger.exception("keyword replies stored but not sent yet")
+
     return app
+
+
+@contextmanager
+def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
+    """Serve `app` with uvicorn in a thread of this process while the block runs (the
+    demo, tests); yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="scenarist-webhooks", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the webhook server could not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def _event_row(item: object, where: str, at: datetime) -> dict:

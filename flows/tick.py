@@ -10,8 +10,9 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from engine.inbound import send_abandoned_replies
 from engine.reports import scenario_reports
-from engine.runtime import tick_scenario
+from engine.runtime import tick_scenario, utc_now
 from flows.project import project_runtime
 from flows.steps import run_step_as_task
 
@@ -38,12 +39,17 @@ def scenario_tick(scenario_id: str, settings_file: str | None = None) -> dict:
 
 @flow(name="scenarist-tick")
 def tick(settings_file: str | None = None) -> dict[str, dict]:
-    """Tick every running scenario once."""
+    """Tick every running scenario once, then send keyword replies a stopped webhook
+    process left unsent."""
     runtime = project_runtime(settings_file)
-    return {
+    results = {
         record["id"]: scenario_tick(record["id"], settings_file)
         for record in runtime.store.scenario_records(status="running")
     }
+    abandoned = send_abandoned_replies(runtime.store, runtime.gateways, runtime.settings, utc_now())
+    if abandoned:
+        get_run_logger().info("sent %d keyword replies a stopped process left", abandoned)
+    return results
 
 
 def _artifact_key(scenario_id: str) -> str:

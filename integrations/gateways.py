@@ -7,9 +7,20 @@ dispatch and its key. The payload is provider-neutral:
      "send_keys": ["scenario/version/node/customer/entry", ...],
      "parameters": {"p1": {"+1202...": "Ann"}} or None}
 
+An MMS payload adds `subject`, `media_url`, `media_type`, `fallback_text` and
+`fallback_disabled`, and for a rich MMS `choices` (a list of `Choice` fields) or
+`location` (`Location` fields). Its `sender` is None when the node leaves it to the
+Conversation API app's default sender.
+
 Each gateway wraps one configured integration with its own client, queue and rate limit,
 and turns the payload into its provider's request: Sinch takes the body and parameters as
 they are; Infobip takes one text per message, so recipients are grouped by their text.
+The Conversation API sends choices and a location as its own message kinds; the other
+MMS APIs get them as text (`engine.dispatch.rich_text`), so the handset reads the same.
+
+A request a client will not build (a ValueError: say a text too long once its choices
+are added) or a payload without the sender its API needs is refused like a provider
+refusal, with error `invalid_message` or `sender_missing`: nothing is sent.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from engine.dispatch import recipient_text
+from engine.dispatch import Choice, Location, recipient_text, rich_text
 from engine.errors import ProviderError
 from engine.settings import (
     SIMULATOR_APP,
@@ -50,6 +61,9 @@ from integrations.sinch_conversation import (
 )
 from integrations.sinch_mms import MmsMessage, SinchMmsClient, SinchMmsCredentials
 from integrations.sinch_sms import SinchSmsClient, SinchSmsCredentials, SmsBatch
+
+INVALID_MESSAGE = "invalid_message"  # a request the client will not build
+SENDER_MISSING = "sender_missing"
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,7 @@ class SinchSmsGateway(_ClientGateway):
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
     ) -> DispatchOutcome:
         batch = SmsBatch(
-            sender=payload["sender"],
+            sender=_sender(payload),
             recipients=list(payload["recipients"]),
             body=payload["body"],
             client_reference=key,
@@ -122,8 +136,9 @@ class InfobipSmsGateway(_ClientGateway):
         for phone, send_key in zip(payload["recipients"], payload["send_keys"], strict=True):
             text = recipient_text(payload["body"], parameters, phone)
             by_text.setdefault(text, []).append((phone, send_key))
+        sender = _sender(payload)
         messages = [
-            InfobipMessage(sender=payload["sender"], destinations=destinations, text=text)
+            InfobipMessage(sender=sender, destinations=destinations, text=text)
             for text, destinations in by_text.items()
         ]
         results = self.client.send(messages, bulk_id=key, reconcile=reconcile)
@@ -139,15 +154,18 @@ class InfobipMmsGateway(_ClientGateway):
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
     ) -> DispatchOutcome:
         message = InfobipMmsMessage(
-            sender=payload["sender"],
+            sender=_sender(payload),
             destinations=list(zip(payload["recipients"], payload["send_keys"], strict=True)),
             title=payload["subject"],
-            text=payload["body"],
+            text=_handset_text(payload),
             media_url=payload["media_url"],
             media_content_type=payload["media_type"],
             fallback_text=None if payload["fallback_disabled"] else payload["fallback_text"],
         )
-        results = self.client.send([message], bulk_id=key, reconcile=reconcile)
+        try:
+            results = self.client.send([message], bulk_id=key, reconcile=reconcile)
+        except ValueError as exc:
+            raise ProviderError(str(exc), code=INVALID_MESSAGE) from exc
         return DispatchOutcome(key, _refusals(results))
 
 
@@ -162,28 +180,24 @@ class OneByOneMmsGateway(_ClientGateway):
     ) -> DispatchOutcome:
         refused: dict[str, dict[str, Any]] = {}
         for phone, send_key in zip(payload["recipients"], payload["send_keys"], strict=True):
+            # Others in this dispatch may be sent already: a refusal is this one's.
             try:
                 receipt = self.client.send(
                     self._message(phone, send_key, payload), reconcile=reconcile
                 )
             except ProviderError as exc:
-                # Others in this dispatch may be sent already: the error is this one's.
-                refused[phone] = {
-                    "status_code": exc.status_code,
-                    "error": exc.code,
-                    "comment": exc.text,
-                }
+                refused[phone] = _refusal(exc.status_code, exc.code, exc.text)
+                continue
+            except ValueError as exc:
+                refused[phone] = _refusal(None, INVALID_MESSAGE, str(exc))
                 continue
             if not receipt.accepted:
-                refused[phone] = {
-                    "status_code": receipt.status_code,
-                    "error": receipt.error,
-                    "comment": receipt.comment,
-                }
+                refused[phone] = _refusal(receipt.status_code, receipt.error, receipt.comment)
         return DispatchOutcome(None, refused)
 
     def _message(self, phone: str, send_key: str, payload: dict[str, Any]) -> Any:
         if isinstance(self.client, SinchConversationClient):
+            choices, location = _rich(payload)
             return ConversationMessage(
                 to=phone,
                 sender=payload["sender"],
@@ -191,18 +205,50 @@ class OneByOneMmsGateway(_ClientGateway):
                 text=payload["body"],
                 media_url=payload["media_url"],
                 client_reference=send_key,
+                choices=choices,
+                location=location,
             )
         return MmsMessage(
             to=phone,
-            sender=payload["sender"],
+            sender=_sender(payload),
             subject=payload["subject"],
-            text=payload["body"],
+            text=_handset_text(payload),
             media_url=payload["media_url"],
             media_type=_sinch_slide_kind(payload["media_type"]),
             fallback_text=payload["fallback_text"],
             fallback_disabled=payload["fallback_disabled"],
             client_reference=send_key,
         )
+
+
+def _sender(payload: dict[str, Any]) -> str:
+    """The payload's sender. None is only valid for the Conversation API (its app has a
+    default sender); elsewhere, say after the default provider changed, it is refused."""
+    sender = payload["sender"]
+    if not sender:
+        raise ProviderError(
+            "no sender: this API has no default sender; give the node, the scenario or the "
+            "project a sender",
+            code=SENDER_MISSING,
+        )
+    return sender
+
+
+def _rich(payload: dict[str, Any]) -> tuple[tuple[Choice, ...], Location | None]:
+    """A rich MMS's choices and location (none in payloads of plain MMS and of old ones)."""
+    choices = tuple(Choice.model_validate(choice) for choice in payload.get("choices") or ())
+    location = payload.get("location")
+    return choices, Location.model_validate(location) if location else None
+
+
+def _handset_text(payload: dict[str, Any]) -> str:
+    """The MMS text, with its choices and location as lines of text (for the APIs that
+    have no such message kinds)."""
+    return rich_text(payload["body"], *_rich(payload))
+
+
+def _refusal(status_code: Any, error: str | None, comment: str | None) -> dict[str, Any]:
+    return {"status_code": status_code, "error": error, "comment": comment}
 
 
 def _sinch_slide_kind(content_type: str | None) -> str | None:
@@ -218,11 +264,7 @@ def _sinch_slide_kind(content_type: str | None) -> str | None:
 
 def _refusals(results: list[DestinationResult]) -> dict[str, dict[str, Any]]:
     return {
-        result.to: {
-            "status_code": result.status_code,
-            "error": result.error,
-            "comment": result.comment,
-        }
+        result.to: _refusal(result.status_code, result.error, result.comment)
         for result in results
         if not result.accepted
     }

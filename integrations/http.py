@@ -3,8 +3,10 @@
 - Secret header auth: `BearerAuth` (`Authorization: Bearer`), `AppKeyAuth`
   (`Authorization: App`, Infobip) and `ApiKeyAuth` (`x-api-key`) add the secret to each
   request at send time, so it never sits in client defaults, and never show it in a repr.
-- The client: `json_client` builds the httpx.Client (asking for JSON); `ClosingClient`
-  gives a provider client `close()` and `with`.
+- The client: `json_client` builds the httpx.Client (asking for JSON); `ProviderClient`
+  is the base of every provider client: it holds the credentials, the retries, the rate
+  limiter and the httpx.Client built from what `_connection()` says, and gives `close()`,
+  `with` and `_pace()`.
 - Reading answers: `read_json` (None for a body that is not JSON), `http_summary` (the
   fallback text for an error body that cannot be read), `google_error` (the
   `{"error": {"code", "message", "status"}}` shape), `retry_after` (`Retry-After` as
@@ -25,13 +27,16 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 import httpx
 from pydantic import SecretStr
+
+from integrations.rate_limit import TokenBucket
 
 MAX_BACKOFF_SECONDS = 60.0
 JSON_HEADERS = {"Accept": "application/json"}
@@ -40,6 +45,7 @@ JSON_HEADERS = {"Accept": "application/json"}
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 
 # -- auth -----------------------------------------------------------------------------------
@@ -99,10 +105,50 @@ def json_client(
     )
 
 
-class ClosingClient:
-    """Closes the client's `_http` on `close()` or at the end of a `with` block."""
+class Connection(NamedTuple):
+    """How a provider client's httpx.Client reaches its API: a base URL for relative paths
+    and the auth added to every request (none: each request gives its own URL and auth)."""
 
-    _http: httpx.Client
+    base_url: str = ""
+    auth: httpx.Auth | None = None
+
+
+class ProviderClient(Generic[C]):
+    """The base of every provider client: its credentials, how often to try a request, the
+    rate limiter charged before sending and the httpx.Client, closed by `close()` or at the
+    end of a `with` block. Subclasses say how to connect (`_connection`).
+
+    `transport` replaces the network (tests pass an `httpx.MockTransport`); `sleep` is what
+    waits between attempts.
+    """
+
+    def __init__(
+        self,
+        credentials: C,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        rate_limiter: TokenBucket | None = None,
+        max_attempts: int = 5,
+        backoff_seconds: float = 0.5,
+        timeout_seconds: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.credentials = credentials
+        self._retries = Retries(max_attempts, backoff_seconds, sleep)
+        self._rate_limiter = rate_limiter
+        base_url, auth = self._connection()
+        self._http = json_client(
+            base_url=base_url, auth=auth, transport=transport, timeout_seconds=timeout_seconds
+        )
+
+    def _connection(self) -> Connection:
+        """The base URL and auth of every request; none by default."""
+        return Connection()
+
+    def _pace(self, messages: int) -> None:
+        """Wait for the rate limiter to allow `messages` more, when there is one."""
+        if self._rate_limiter is not None:
+            self._rate_limiter.acquire(messages)
 
     def close(self) -> None:
         self._http.close()

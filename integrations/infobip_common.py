@@ -20,7 +20,6 @@ Vendor errors become `ProviderError` here (and in the two client modules) and no
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -31,16 +30,14 @@ from pydantic import BaseModel, SecretStr, field_validator
 from engine.errors import ProviderError
 from integrations.http import (
     AppKeyAuth,
-    ClosingClient,
+    Connection,
     Failure,
-    Retries,
+    ProviderClient,
     http_summary,
-    json_client,
     read_json,
     retry,
     retry_after,
 )
-from integrations.rate_limit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -253,30 +250,12 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
 # -- client ---------------------------------------------------------------------------------
 
 
-class InfobipClient(ClosingClient):
+class InfobipClient(ProviderClient[InfobipCredentials]):
     """Posts `messages[]` requests to one Infobip account with retries; the SMS and MMS
     clients add `send()`, which builds their payload and hands it to `_send`."""
 
-    def __init__(
-        self,
-        credentials: InfobipCredentials,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
-        max_attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._retries = Retries(max_attempts, backoff_seconds, sleep)
-        self.credentials = credentials
-        self._rate_limiter = rate_limiter
-        self._http = json_client(
-            base_url=credentials.base_url,
-            auth=AppKeyAuth(credentials.api_key),
-            transport=transport,
-            timeout_seconds=timeout_seconds,
-        )
+    def _connection(self) -> Connection:
+        return Connection(self.credentials.base_url, AppKeyAuth(self.credentials.api_key))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.credentials.base_url!r})"
@@ -291,8 +270,7 @@ class InfobipClient(ClosingClient):
         """Post `payload` until Infobip answers for every destination; one result per
         destination, in the order of `messages`."""
         expected = [(to, mid) for message in messages for to, mid in message.destinations]
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(len(expected))
+        self._pace(len(expected))
         outcome = retry(
             lambda: self._post_once(path, payload, expected),
             self._retries,

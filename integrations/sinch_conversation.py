@@ -3,12 +3,23 @@
 
 One `send()` is one MMS to one number, addressed by channel identity (`MMS`, the number
 without "+") and pinned to the MMS channel (`channel_priority_order: ["MMS"]`). The
-message becomes:
+message becomes, in the shapes of Sinch's API reference and SDK fixtures:
 
+- a `carousel_message` when there are cards: `{cards: [{title, description,
+  media_message: {url}, choices}], choices}` (at most 10 cards, 10 choices a card and 3
+  outer choices), alone: no subject, text, media or location;
+- a `location_message` when there is a location: `{title, label, coordinates: {latitude,
+  longitude}}`, alone: no subject, text, media or choices;
+- a `choice_message` when there are choices: `{text_message: {text}, choices: [...]}`,
+  1 to 10 choices, each `{text_message: {text}}` or `{url_message: {title, url}}` with an
+  optional `postback_data`; no subject or media;
 - a `card_message` when there is a subject (its `title` is the MMS subject, at most 80
   ASCII characters; the text is the `description`, the media its `media_message`) or
   when there are both a text and a media;
 - else a `media_message` (media only) or a `text_message` (text only).
+
+MMS has no choices, carousels or locations: Sinch sends them as text (seed 003), read as
+`engine.dispatch.rich_text` models it.
 
 `channel_properties.MMS_SENDER` carries the sender, left out when there is none (the
 app's default sender is used). The send key travels as `correlation_id` (propagated to
@@ -46,27 +57,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, SecretStr, field_validator
 
+from engine.dispatch import Choice, Location
 from engine.errors import ProviderError
 from integrations.http import (
     BearerAuth,
-    ClosingClient,
     Failure,
-    Retries,
+    ProviderClient,
     google_error,
     http_summary,
-    json_client,
     read_json,
     retry,
     retry_after,
     transport_failure,
 )
-from integrations.rate_limit import TokenBucket
 from integrations.sinch_mms import (
     MmsReceipt,
     check_client_reference,
@@ -83,6 +92,9 @@ CONVERSATION_REGIONS: dict[str, str] = {
 }
 DEFAULT_AUTH_URL = "https://auth.sinch.com/oauth2/token"
 CHANNEL = "MMS"
+MAX_CHOICES = 10  # a choice message's choices, and a carousel card's
+MAX_CARDS = 10  # a carousel's cards
+MAX_OUTER_CHOICES = 3  # a carousel's own choices, below its cards
 TOKEN_MARGIN_SECONDS = 60.0  # refresh this long before expiry (at most a tenth of the lifetime)
 DEFAULT_TOKEN_SECONDS = 3600.0  # when the token answer has no usable expires_in
 
@@ -131,10 +143,22 @@ class ConversationCredentials(BaseModel):
 
 
 @dataclass(frozen=True)
+class CarouselCard:
+    """One card of a carousel: any of a title, a description and a media, and choices."""
+
+    title: str | None = None
+    description: str | None = None
+    media_url: str | None = None
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True)
 class ConversationMessage:
     """One MMS to one number through the Conversation API. `to` is E.164 with "+";
     `sender` the MMS short code or long number (None: the app's default sender);
-    `subject` becomes the card title; `client_reference` is the send key."""
+    `subject` becomes the card title; `client_reference` is the send key. `choices`,
+    `location` and `carousel` make it a choice, location or carousel message (see the
+    module docstring for what goes with what)."""
 
     to: str
     sender: str | None
@@ -142,6 +166,120 @@ class ConversationMessage:
     text: str
     media_url: str | None
     client_reference: str
+    choices: tuple[Choice, ...] = ()
+    location: Location | None = None
+    carousel: tuple[CarouselCard, ...] = ()
+
+
+def _check_media_url(url: str | None) -> None:
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValueError(f"media_url {url!r} is not an http(s) URL")
+
+
+def _alone(kind: str, message: ConversationMessage, *others: str) -> None:
+    """ValueError when `message` sets any of `others` beside its `kind`."""
+    given = [name for name in others if getattr(message, name)]
+    if given:
+        raise ValueError(f"a {kind} carries no {' or '.join(given)}")
+
+
+def _choice_body(choice: Choice) -> dict[str, Any]:
+    """`{text_message: {text}}` or `{url_message: {title, url}}`, with `postback_data`."""
+    body: dict[str, Any] = (
+        {"url_message": {"title": choice.text, "url": choice.url}}
+        if choice.url is not None
+        else {"text_message": {"text": choice.text}}
+    )
+    if choice.postback_data is not None:
+        body["postback_data"] = choice.postback_data
+    return body
+
+
+def _choices_body(choices: tuple[Choice, ...], limit: int, where: str) -> list[dict[str, Any]]:
+    if len(choices) > limit:
+        raise ValueError(f"{where} holds {len(choices)} choices; at most {limit}")
+    return [_choice_body(choice) for choice in choices]
+
+
+def _card_body(card: CarouselCard, number: int) -> dict[str, Any]:
+    if not (card.title or card.description or card.media_url):
+        raise ValueError(f"carousel card {number} needs a title, a description or a media")
+    _check_media_url(card.media_url)
+    body: dict[str, Any] = {}
+    if card.title:
+        body["title"] = card.title
+    if card.description:
+        body["description"] = card.description
+    if card.media_url is not None:
+        body["media_message"] = {"url": card.media_url}
+    if card.choices:
+        body["choices"] = _choices_body(card.choices, MAX_CHOICES, f"carousel card {number}")
+    return body
+
+
+def _carousel_body(message: ConversationMessage) -> dict[str, Any]:
+    _alone("carousel", message, "subject", "text", "media_url", "location")
+    if len(message.carousel) > MAX_CARDS:
+        raise ValueError(f"a carousel holds at most {MAX_CARDS} cards, got {len(message.carousel)}")
+    carousel: dict[str, Any] = {
+        "cards": [_card_body(card, n) for n, card in enumerate(message.carousel, 1)]
+    }
+    if message.choices:
+        carousel["choices"] = _choices_body(message.choices, MAX_OUTER_CHOICES, "a carousel")
+    return {"carousel_message": carousel}
+
+
+def _location_body(message: ConversationMessage) -> dict[str, Any]:
+    _alone("location message", message, "subject", "text", "media_url", "choices")
+    location = message.location
+    assert location is not None
+    body: dict[str, Any] = {
+        "coordinates": {"latitude": location.latitude, "longitude": location.longitude},
+        "title": location.title,
+    }
+    if location.label:
+        body["label"] = location.label
+    return {"location_message": body}
+
+
+def _choice_message_body(message: ConversationMessage) -> dict[str, Any]:
+    _alone("choice message", message, "subject", "media_url")
+    choice: dict[str, Any] = {}
+    if message.text:
+        choice["text_message"] = {"text": message.text}
+    choice["choices"] = _choices_body(message.choices, MAX_CHOICES, "a choice message")
+    return {"choice_message": choice}
+
+
+def _plain_body(message: ConversationMessage) -> dict[str, Any]:
+    """A card, a media or a text message."""
+    subject, media = message.subject, message.media_url
+    if not message.text and media is None:
+        raise ValueError("an MMS needs a text or a media")
+    if subject is None and not (message.text and media is not None):
+        if media is not None:
+            return {"media_message": {"url": media}}
+        return {"text_message": {"text": message.text}}
+    card: dict[str, Any] = {}
+    if subject is not None:
+        card["title"] = subject
+    if message.text:
+        card["description"] = message.text
+    if media is not None:
+        card["media_message"] = {"url": media}
+    return {"card_message": card}
+
+
+def message_body(message: ConversationMessage) -> dict[str, Any]:
+    """The request's `message`: one message kind (see the module docstring); raises
+    ValueError on a message this client will not send."""
+    if message.carousel:
+        return _carousel_body(message)
+    if message.location is not None:
+        return _location_body(message)
+    if message.choices:
+        return _choice_message_body(message)
+    return _plain_body(message)
 
 
 def build_send_payload(app_id: str, message: ConversationMessage) -> dict[str, Any]:
@@ -149,34 +287,15 @@ def build_send_payload(app_id: str, message: ConversationMessage) -> dict[str, A
     not send."""
     identity = e164_digits(message.to)
     check_client_reference(message.client_reference)
-    subject = message.subject or None
-    check_subject_and_text(subject, message.text)
-    media = message.media_url
-    if media is not None and not media.startswith(("https://", "http://")):
-        raise ValueError(f"media_url {media!r} is not an http(s) URL")
-    if not message.text and media is None:
-        raise ValueError("an MMS needs a text or a media")
-
-    if subject is not None or (message.text and media is not None):
-        card: dict[str, Any] = {}
-        if subject is not None:
-            card["title"] = subject
-        if message.text:
-            card["description"] = message.text
-        if media is not None:
-            card["media_message"] = {"url": media}
-        body: dict[str, Any] = {"card_message": card}
-    elif media is not None:
-        body = {"media_message": {"url": media}}
-    else:
-        body = {"text_message": {"text": message.text}}
-
+    message = replace(message, subject=message.subject or None)
+    check_subject_and_text(message.subject, message.text)
+    _check_media_url(message.media_url)
     payload: dict[str, Any] = {
         "app_id": app_id,
         "recipient": {
             "identified_by": {"channel_identities": [{"channel": CHANNEL, "identity": identity}]}
         },
-        "message": body,
+        "message": message_body(message),
         "channel_priority_order": [CHANNEL],
     }
     sender = (message.sender or "").strip().removeprefix("+")
@@ -201,28 +320,24 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     return http_summary(response), None
 
 
-class SinchConversationClient(ClosingClient):
-    """Sends MMS through one Conversation API app; see the module docstring."""
+class SinchConversationClient(ProviderClient[ConversationCredentials]):
+    """Sends MMS through one Conversation API app; see the module docstring.
+
+    Takes `ProviderClient`'s options, and `clock`, the monotonic clock that tells when the
+    access token expires. Each request names its own URL (the token's and the API's) and
+    auth, so the httpx.Client has neither."""
 
     def __init__(
         self,
         credentials: ConversationCredentials,
         *,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
-        max_attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        **options: Any,
     ):
-        self._retries = Retries(max_attempts, backoff_seconds, sleep)
-        self.credentials = credentials
-        self._rate_limiter = rate_limiter
+        super().__init__(credentials, **options)
         self._clock = clock
         self._token: SecretStr | None = None
         self._token_expires_at = 0.0
-        self._http = json_client(transport=transport, timeout_seconds=timeout_seconds)
 
     def __repr__(self) -> str:
         return f"SinchConversationClient(endpoint={self.credentials.endpoint()!r})"
@@ -242,8 +357,7 @@ class SinchConversationClient(ClosingClient):
         key = f"Conversation correlation_id {ref!r}"
         if reconcile:
             return reconcile_unknown(message.to, key=key, log=logger)
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(1)
+        self._pace(1)
 
         refreshed = False  # a 401 fetches a new token once per send
 

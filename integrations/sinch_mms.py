@@ -42,7 +42,6 @@ a repr or put in an exception message.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,17 +52,16 @@ from pydantic import BaseModel, SecretStr, field_validator
 from engine.errors import ProviderError
 from integrations.http import (
     ApiKeyAuth,
-    ClosingClient,
+    Connection,
     Failure,
+    ProviderClient,
     Retries,
     http_summary,
-    json_client,
     read_json,
     retry,
     retry_after,
     transport_failure,
 )
-from integrations.rate_limit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -266,29 +264,11 @@ def build_sendmms_payload(service_id: str, message: MmsMessage) -> dict[str, Any
     return payload
 
 
-class SinchMmsClient(ClosingClient):
+class SinchMmsClient(ProviderClient[SinchMmsCredentials]):
     """Sends MMS through one Sinch MMS service; see the module docstring for retries."""
 
-    def __init__(
-        self,
-        credentials: SinchMmsCredentials,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
-        max_attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._retries = Retries(max_attempts, backoff_seconds, sleep)
-        self.credentials = credentials
-        self._rate_limiter = rate_limiter
-        self._http = json_client(
-            base_url=credentials.base_url,
-            auth=ApiKeyAuth(credentials.api_key),
-            transport=transport,
-            timeout_seconds=timeout_seconds,
-        )
+    def _connection(self) -> Connection:
+        return Connection(self.credentials.base_url, ApiKeyAuth(self.credentials.api_key))
 
     def __repr__(self) -> str:
         return f"SinchMmsClient(base_url={self.credentials.base_url!r})"
@@ -309,8 +289,7 @@ class SinchMmsClient(ClosingClient):
         key = f"Sinch MMS client-reference {ref!r}"
         if reconcile:
             return reconcile_unknown(message.to, key=key, log=logger)
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(1)
+        self._pace(1)
         return send_at_most_once(
             lambda: self._post_once(payload, message.to),
             self._retries,

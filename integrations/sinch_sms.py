@@ -23,8 +23,6 @@ a repr or put in an exception message.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,18 +32,16 @@ from pydantic import BaseModel, SecretStr, field_validator
 from engine.errors import ProviderError
 from integrations.http import (
     BearerAuth,
-    ClosingClient,
+    Connection,
     Failure,
-    Retries,
+    ProviderClient,
     google_error,
     http_summary,
-    json_client,
     read_json,
     retry,
     retry_after,
     transport_failure,
 )
-from integrations.rate_limit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -162,29 +158,11 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
     return google_error(data) or (http_summary(response), None)
 
 
-class SinchSmsClient(ClosingClient):
+class SinchSmsClient(ProviderClient[SinchSmsCredentials]):
     """Sends batches to one Sinch service plan; see the module docstring for retries."""
 
-    def __init__(
-        self,
-        credentials: SinchSmsCredentials,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        rate_limiter: TokenBucket | None = None,
-        max_attempts: int = 5,
-        backoff_seconds: float = 0.5,
-        timeout_seconds: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self._retries = Retries(max_attempts, backoff_seconds, sleep)
-        self.credentials = credentials
-        self._rate_limiter = rate_limiter
-        self._http = json_client(
-            base_url=credentials.endpoint(),
-            auth=BearerAuth(credentials.api_token),
-            transport=transport,
-            timeout_seconds=timeout_seconds,
-        )
+    def _connection(self) -> Connection:
+        return Connection(self.credentials.endpoint(), BearerAuth(self.credentials.api_token))
 
     def __repr__(self) -> str:
         return f"SinchSmsClient(endpoint={self.credentials.endpoint()!r})"
@@ -201,8 +179,7 @@ class SinchSmsClient(ClosingClient):
         ref = batch.client_reference
         if reconcile and (found := self._find_existing(ref)) is not None:
             return found
-        if self._rate_limiter is not None:
-            self._rate_limiter.acquire(len(batch.recipients))
+        self._pace(len(batch.recipients))
 
         failures: list[Failure] = []
 

@@ -23,12 +23,16 @@ re-routes every node of every scenario without editing scenario files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from engine.delivery import number_or_code
 from engine.dispatch import PlannedDispatch
-from engine.errors import ProviderError
+from engine.links import Link, LinkRules, clashing, link_rules, short_code
 from engine.senders import sender_refusal
+from engine.sending import send_dispatch
+from engine.settings import integration_api
 from engine.silent_hours import silent_until
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
@@ -38,6 +42,9 @@ if TYPE_CHECKING:
     from engine.settings import Sender, Settings
 
 MAX_TEXT_LENGTH = 1600
+# APIs that send without a sender of ours: the Conversation API app has a default sender
+# (seed 003: "used when {{YOUR_MMS_SENDER}} in a message is empty").
+APIS_WITH_DEFAULT_SENDER = frozenset({"sinch_conversation"})
 # Failures of the message itself: the journey fails with them. Anything else that stops
 # a message (no phone, a sender that cannot reach the country, a provider's refusal) is
 # tracked as enqueue_failed and the journey goes on.
@@ -58,8 +65,14 @@ class MessageNode(NodeConfig):
         found = []
         if self.sender is not None and settings.sender(self.sender) is None:
             found.append(("sender", f"sender '{self.sender}' is not a predefined sender"))
-        if not settings.senders:
-            found.append(("sender", "the project has no predefined senders to send from"))
+        if not settings.senders and self.provider_api(settings) not in APIS_WITH_DEFAULT_SENDER:
+            found.append(
+                (
+                    "sender",
+                    "the project has no predefined senders to send from (only the Sinch "
+                    "Conversation API sends without one, from its app's default sender)",
+                )
+            )
         if self.integration is not None:
             if self.integration not in settings.integrations:
                 found.append(("integration", f"integration '{self.integration}' is not configured"))
@@ -83,13 +96,24 @@ class MessageNode(NodeConfig):
         (error code, explanation)."""
         raise NotImplementedError
 
-    def recipient_failure(self, item: JourneyItem, sender: Sender) -> tuple[str, str] | None:
-        """Why this customer cannot be sent this node's message at all, or None."""
+    def provider_api(self, settings: Settings) -> str | None:
+        """The API this node sends through now: its integration's, else the default
+        provider's for its channel (None when neither is configured)."""
+        name = self.integration or settings.default_provider(self.channel)
+        if name not in settings.integrations:
+            return None
+        return integration_api(settings.integrations[name])
+
+    def recipient_failure(self, item: JourneyItem, sender: Sender | None) -> tuple[str, str] | None:
+        """Why this customer cannot be sent this node's message at all, or None. Without a
+        sender (the provider's default sender), its countries are the provider's affair."""
         if not item.phone:
             return ("invalid_phone", "customer has no phone in international format")
         if failure := self.channel_failure(item):
             return failure
-        if refusal := sender_refusal(sender.name, sender.type, item.region):
+        if sender is not None and (
+            refusal := sender_refusal(sender.name, sender.type, item.region)
+        ):
             return ("sender_not_allowed", refusal)
         return None
 
@@ -178,10 +202,15 @@ class MessageNode(NodeConfig):
 
     def render(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         fresh = [item for item in items if "resumed" not in item.notes]
-        for item, composed in zip(
-            fresh, self.compose(ctx.settings, ctx.scenario, fresh), strict=True
-        ):
-            item.notes.update(composed)
+        for item in fresh:
+            self.send_key(ctx, item)  # each short link's code is derived from it
+        composing = fresh
+        while composing:
+            for item, composed in zip(
+                composing, self.compose(ctx.settings, ctx.scenario, composing), strict=True
+            ):
+                item.notes.update(composed)
+            composing = self._link_clashes(ctx, fresh)
         ctx.store.record_sends(
             [
                 self._send_row(ctx, item, "enqueue_failed", error=failure[0], comment=failure[1])
@@ -191,11 +220,33 @@ class MessageNode(NodeConfig):
         )
         return StepResult(items)
 
-    def sender_for(self, settings: Settings, scenario: Scenario) -> Sender:
-        """The node's sender, else the scenario's, else the project's default."""
-        sender = settings.sender(self.sender or scenario.settings.sender)
-        assert sender is not None, "validation guarantees a predefined sender"
-        return sender
+    def link_rules(self, settings: Settings, scenario: Scenario) -> LinkRules | None:
+        """How this node's links are rewritten (`engine/links.py`); None: as written."""
+        return link_rules(settings, scenario.settings.links, scenario.name, self.channel)
+
+    def link_codes(self, item: JourneyItem) -> Callable[[int], str]:
+        """Names the item's short links from its send key, so a retried render makes the
+        same links; a preview has no send key and gets obviously fake codes."""
+        return partial(short_code, item.notes.get("send_key"), salt=item.notes.get("link_salt", 0))
+
+    def _link_clashes(self, ctx: NodeContext, items: list[JourneyItem]) -> list[JourneyItem]:
+        """The items whose short link codes another link holds, each given the next salt
+        so that composing it again derives other codes."""
+        messages = [(item.notes["send_key"], item.notes.get("links", ())) for item in items]
+        codes = [link.code for _key, links in messages for link in links]
+        if not codes:
+            return []
+        keys = clashing(messages, ctx.store.short_link_owners(codes))
+        again = [item for item in items if item.notes["send_key"] in keys]
+        for item in again:
+            item.notes["link_salt"] = item.notes.get("link_salt", 0) + 1
+        return again
+
+    def sender_for(self, settings: Settings, scenario: Scenario) -> Sender | None:
+        """The node's sender, else the scenario's, else the project's default; None when
+        there is none, which validation allows only through an API with a default sender
+        of its own (`APIS_WITH_DEFAULT_SENDER`)."""
+        return settings.sender(self.sender or scenario.settings.sender)
 
     def send(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         integration = self.integration or ctx.settings.default_provider(self.channel)
@@ -217,7 +268,7 @@ class MessageNode(NodeConfig):
                     "key": plan.key,
                     "integration": integration,
                     "state": "pending",
-                    "payload": plan.payload(sender.number),
+                    "payload": plan.payload(sender.number if sender else None),
                     "created_at": ctx.now,
                     "updated_at": ctx.now,
                 }
@@ -228,9 +279,16 @@ class MessageNode(NodeConfig):
                 for plan in plans
                 for key in plan.send_keys
             ],
+            [
+                self._link_row(ctx, item, link)
+                for item in to_send
+                for link in item.notes.get("links", ())
+            ],
         )
         for dispatch in ctx.store.pending_dispatches(keys):
-            self._dispatch(ctx, dispatch, reconcile=dispatch["key"] in earlier)
+            send_dispatch(
+                ctx.store, ctx.gateways, dispatch, reconcile=dispatch["key"] in earlier, now=ctx.now
+            )
         return StepResult(items)
 
     def track(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
@@ -258,7 +316,7 @@ class MessageNode(NodeConfig):
             "campaign_name": scenario.name,
             "campaign_policy": scenario.settings.frequency_policy,
             "consent_category": scenario.settings.consent_category,
-            "status_code": _status_code(send["status_code"]),
+            "status_code": number_or_code(send["status_code"]),
             "error": send["error"],
             "comment": send["comment"],
             "number_of_message_parts": send["parts"],
@@ -276,29 +334,6 @@ class MessageNode(NodeConfig):
             "timestamp": ctx.now,
             "properties": properties,
         }
-
-    def _dispatch(self, ctx: NodeContext, dispatch: dict[str, Any], reconcile: bool) -> None:
-        """Send one stored request through its integration and record the answer."""
-        gateway = ctx.gateways.get(dispatch["integration"])
-        try:
-            outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
-        except ProviderError as exc:
-            ctx.store.resolve_dispatch(
-                dispatch["key"],
-                enqueued=False,
-                now=ctx.now,
-                status_code=exc.status_code,
-                error=exc.code or ("provider_unreachable" if exc.retryable else "rejected"),
-                comment=exc.text,
-            )
-            return
-        ctx.store.resolve_dispatch(
-            dispatch["key"],
-            enqueued=True,
-            provider_id=outcome.provider_id,
-            refused=outcome.refused,
-            now=ctx.now,
-        )
 
     def _suppress(
         self, ctx: NodeContext, items: list[JourneyItem], refused: list[JourneyItem], reason: str
@@ -334,12 +369,21 @@ class MessageNode(NodeConfig):
             **values,
         }
 
+    def _link_row(self, ctx: NodeContext, item: JourneyItem, link: Link) -> dict:
+        return {
+            "code": link.code,
+            "send_key": self.send_key(ctx, item),
+            "position": link.position,
+            "customer_id": item.customer_id,
+            "scenario_id": ctx.scenario.id,
+            "node_id": self.id,
+            "url": link.target,
+            "identity": link.identity,
+            "test": bool(item.notes.get("test")),
+            "created_at": ctx.now,
+        }
+
     def _after_send(self, item: JourneyItem, send: dict[str, Any] | None) -> Move:
         if send is not None and send["error"] in COMPOSITION_ERRORS:
             return Move.fail(item, f"{self.type} '{self.id}': {send['comment']}")
         return Move(item, "next")
-
-
-def _status_code(stored: str | None) -> int | str | None:
-    """Numbers as numbers (HTTP and delivery statuses), codes such as "E110" as text."""
-    return int(stored) if stored is not None and stored.isdigit() else stored

@@ -8,6 +8,15 @@ SMS (`fallback: {text: ...}`), sent by the provider when the handset cannot take
 is split into 160-character messages (153 per part when concatenated); `fallback:
 disabled` sends no fallback.
 
+A rich MMS offers suggested replies (`choices`: at most 10, each a text reply `{text,
+postback_data}` or a link `{text, url}`) after its text, or is a location (`location:
+{title, label, latitude, longitude}`, with no text). Through the Sinch Conversation API
+they go as a choice message or a location message, which Sinch sends as text on MMS;
+through the other MMS APIs the gateway sends the same text itself (`engine.dispatch`
+shows how it reads). So that a scenario reads the same whatever the default MMS provider
+is, neither goes with a subject or a media (a choice or location message has none), and
+choice texts and locations are literal (no Jinja).
+
 The steps every message node shares (policies, send, tracking) are in `nodes/messaging.py`.
 """
 
@@ -18,11 +27,18 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.dispatch import Outgoing, PlannedDispatch, plan_by_content
+from engine.dispatch import (
+    Choice,
+    Location,
+    Outgoing,
+    PlannedDispatch,
+    plan_by_content,
+    rich_text,
+)
 from engine.errors import TemplateError
+from engine.links import Link, LinkRules, rewrite_text
 from engine.segments import segment
-from engine.settings import integration_api
-from engine.templates import render_many, syntax_error
+from engine.templates import render_many, split_template, syntax_error
 from nodes.base import JourneyItem
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
@@ -44,6 +60,7 @@ MEDIA_TYPES = {
 }
 # Only the Conversation API's MMS channel carries these (seed 003).
 CONVERSATION_ONLY_MEDIA = {"pdf": "application/pdf", "mov": "video/quicktime"}
+MAX_CHOICES = 10  # the Conversation API's limit for a choice message
 
 
 class FallbackSms(BaseModel):
@@ -61,8 +78,10 @@ class MmsNode(MessageNode):
 
     type: Literal["mms"]
     subject: str | None = None
-    text: str = Field(min_length=1)
+    text: str = ""  # required, except by a location MMS (see `problems`)
     media_url: str | None = None
+    choices: list[Choice] | None = Field(default=None, min_length=1, max_length=MAX_CHOICES)
+    location: Location | None = None
     fallback: FallbackSms | Literal["disabled"]
 
     @field_validator("subject")
@@ -110,7 +129,62 @@ class MmsNode(MessageNode):
                     ),
                 )
             )
+        return found + self._rich_problems()
+
+    def _rich_problems(self) -> list[tuple[str, str]]:
+        """What a choice or location MMS may not hold, whatever the API (module docstring)."""
+        found = []
+        if self.location is not None:
+            given = [
+                name for name in ("text", "subject", "media_url", "choices") if getattr(self, name)
+            ]
+            if given:
+                found.append(
+                    (
+                        "location",
+                        "a location MMS is sent as a location message, which has no "
+                        f"{', '.join(given)}: what it says goes in location.title and label",
+                    )
+                )
+        elif not self.text:
+            found.append(("text", "text is required (only a location MMS has none)"))
+        if self.choices and (self.subject or self.media_url):
+            found.append(
+                (
+                    "choices",
+                    "a choice message holds a text and its choices: no subject or media_url",
+                )
+            )
+        literal = [
+            (f"choices.{i}.text", choice.text) for i, choice in enumerate(self.choices or ())
+        ]
+        if self.location is not None:
+            literal += [
+                ("location.title", self.location.title),
+                ("location.label", self.location.label),
+            ]
+        found += [
+            (field, "is sent as written: Jinja is not supported here")
+            for field, value in literal
+            if value and any(mark in value for mark in ("{{", "{%", "{#"))
+        ]
+        if self.choices:
+            split = split_template(self.text)
+            least = len(rich_text("".join(split.literals) if split else "", self.choices))
+            if least > MAX_TEXT_LENGTH:
+                found.append(
+                    (
+                        "choices",
+                        f"the text and its choices have at least {least} characters; "
+                        f"the maximum is {MAX_TEXT_LENGTH}",
+                    )
+                )
         return found
+
+    def handset_text(self, text: str) -> str:
+        """What the handset reads for this node's rendered `text`: its choices and location
+        follow it as lines of text (`engine.dispatch.rich_text`)."""
+        return rich_text(text, self.choices or (), self.location)
 
     def _fallback_source(self) -> str | None:
         return self.fallback.text if isinstance(self.fallback, FallbackSms) else None
@@ -120,10 +194,7 @@ class MmsNode(MessageNode):
         return path.rsplit(".", 1)[-1].lower() if "." in path else ""
 
     def _via_conversation(self, settings: Settings) -> bool:
-        name = self.integration or settings.default_provider(self.channel)
-        return name in settings.integrations and (
-            integration_api(settings.integrations[name]) == "sinch_conversation"
-        )
+        return self.provider_api(settings) == "sinch_conversation"
 
     def media_type(self, settings: Settings) -> str | None:
         """The media's content type, or None when this node's integration cannot carry it."""
@@ -144,8 +215,9 @@ class MmsNode(MessageNode):
             render_many(fallback_source, contexts) if fallback_source else [None] * len(items)
         )
         sender = self.sender_for(settings, scenario)
+        rules = self.link_rules(settings, scenario)
         return [
-            self._composed(item, text, fallback, sender)
+            self._composed(item, text, fallback, sender, rules)
             for item, text, fallback in zip(items, texts, fallbacks, strict=True)
         ]
 
@@ -156,13 +228,20 @@ class MmsNode(MessageNode):
         return ("mms_not_available", f"MMS reaches US and CA recipients only, not {where}")
 
     def _composed(
-        self, item: JourneyItem, text: Any, fallback: Any, sender: Sender
+        self, item: JourneyItem, text: Any, fallback: Any, sender: Sender, rules: LinkRules | None
     ) -> dict[str, Any]:
         if failure := self.recipient_failure(item, sender):
             return {"failure": failure}
         for rendered in (text, fallback):
             if isinstance(rendered, TemplateError):
                 return {"failure": ("template_error", str(rendered))}
+        links: tuple[Link, ...] = ()
+        if rules is not None:  # the fallback's links are numbered on after the MMS text's
+            codes = self.link_codes(item)
+            text, links = rewrite_text(rules, text, codes)
+            if fallback is not None:
+                fallback, more = rewrite_text(rules, fallback, codes, len(links) + 1)
+                links += more
         if len(text) > MAX_TEXT_LENGTH:
             return {
                 "failure": (
@@ -170,7 +249,12 @@ class MmsNode(MessageNode):
                     f"rendered text has {len(text)} characters; the maximum is {MAX_TEXT_LENGTH}",
                 )
             }
-        notes: dict[str, Any] = {"text": text, "values": None, "fallback_text": fallback}
+        notes: dict[str, Any] = {
+            "text": text,
+            "values": None,
+            "fallback_text": fallback,
+            "links": links,
+        }
         if fallback is not None:
             # The fallback SMS is what is counted in parts, should the provider send it.
             segmentation = segment(fallback)
@@ -190,7 +274,18 @@ class MmsNode(MessageNode):
                     "media_type": media_type,
                     "fallback_text": i.notes["fallback_text"],
                     "fallback_disabled": self.fallback == "disabled",
+                    **self._rich_extras(),
                 }
                 for i in items
             ],
         )
+
+    def _rich_extras(self) -> dict[str, Any]:
+        """The payload's `choices` and `location`, only when the node has them (so plain MMS
+        payloads are as they were)."""
+        extras: dict[str, Any] = {}
+        if self.choices:
+            extras["choices"] = [choice.model_dump(exclude_none=True) for choice in self.choices]
+        if self.location is not None:
+            extras["location"] = self.location.model_dump(exclude_none=True)
+        return extras

@@ -1,8 +1,9 @@
 """SMS: send a personalised text message through the project's SMS integration.
 
 The steps every message node shares (policies, send, tracking) are in `nodes/messaging.py`.
-This node's own part: the text (Jinja, at most 1,600 characters), its GSM-7/UCS-2
-segmentation, and requests where each template expression rides as a Sinch parameter.
+This node's own part: the text (Jinja, at most 1,600 characters), its links rewritten
+(`engine/links.py`), its GSM-7/UCS-2 segmentation, and requests where each template
+expression, and each short link, rides as a Sinch parameter.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pydantic import Field
 
 from engine.dispatch import Outgoing, PlannedDispatch, plan_dispatches
 from engine.errors import TemplateError
+from engine.links import LinkRules, rewrite
 from engine.segments import segment
-from engine.templates import render_many, split_template, syntax_error
+from engine.templates import SplitTemplate, render_many, split_template, syntax_error
 from nodes.base import JourneyItem
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
@@ -62,33 +64,44 @@ class SmsNode(MessageNode):
     def compose(
         self, settings: Settings, scenario: Scenario, items: list[JourneyItem]
     ) -> list[dict[str, Any]]:
-        """Each customer's text, encoding and part count, or the failure that stops it."""
+        """Each customer's text (links rewritten), encoding and part count, or the failure
+        that stops it. `shape` and `values` are what the text is made of, for `plan`."""
         split = split_template(self.text)
         contexts = [item.template_context() for item in items]
         if split is not None:
             rendered = [
-                result if isinstance(result, TemplateError) else (split.join(result), result)
+                result if isinstance(result, TemplateError) else (split, result)
                 for result in split.values_many(contexts)
             ]
-        else:
+        else:  # the rendered text is one literal of its own
             rendered = [
-                result if isinstance(result, TemplateError) else (result, None)
+                result if isinstance(result, TemplateError) else (SplitTemplate((result,), ()), ())
                 for result in render_many(self.text, contexts)
             ]
         sender = self.sender_for(settings, scenario)
+        rules = self.link_rules(settings, scenario)
         return [
-            self._composed(item, result, sender, settings.max_message_parts)
+            self._composed(item, result, sender, settings.max_message_parts, rules)
             for item, result in zip(items, rendered, strict=True)
         ]
 
     def _composed(
-        self, item: JourneyItem, rendered: Any, sender: Sender, max_parts: int | None
+        self,
+        item: JourneyItem,
+        rendered: Any,
+        sender: Sender,
+        max_parts: int | None,
+        rules: LinkRules | None,
     ) -> dict[str, Any]:
         if failure := self.recipient_failure(item, sender):
             return {"failure": failure}
         if isinstance(rendered, TemplateError):
             return {"failure": ("template_error", str(rendered))}
-        text, values = rendered
+        shape, values = rendered
+        links = ()
+        if rules is not None:
+            shape, values, links = rewrite(rules, shape, values, self.link_codes(item))
+        text = shape.join(values)
         if len(text) > MAX_TEXT_LENGTH:
             return {
                 "failure": (
@@ -105,19 +118,25 @@ class SmsNode(MessageNode):
                     f"the project allows {max_parts}",
                 )
             }
+        # Sinch reads `${name}` in a body as a placeholder (split_template refuses templates
+        # holding one): a rendered text holding one cannot ride with parameters.
+        parameterizable = not any("${" in literal for literal in shape.literals)
         return {
             "text": text,
-            "values": values,
+            "shape": shape,
+            "values": values if parameterizable else None,
+            "links": links,
             "parts": segmentation.parts,
             "encoding": segmentation.encoding,
             "segmentation": segmentation,
         }
 
     def plan(self, ctx: NodeContext, items: list[JourneyItem]) -> list[PlannedDispatch]:
-        return plan_dispatches(
-            [
+        """Messages of one shape share requests: with a literal-and-expressions text, the
+        whole batch, short links included."""
+        by_shape: dict[SplitTemplate, list[Outgoing]] = {}
+        for i in items:
+            by_shape.setdefault(i.notes["shape"], []).append(
                 Outgoing(self.send_key(ctx, i), i.phone or "", i.notes["text"], i.notes["values"])
-                for i in items
-            ],
-            split_template(self.text),
-        )
+            )
+        return [plan for shape, group in by_shape.items() for plan in plan_dispatches(group, shape)]

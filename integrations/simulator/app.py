@@ -22,6 +22,8 @@ This module only composes them and serves:
     POST /_simulator/reset      forget every batch, message, token, counter and arrival, and
                                 drop the delivery reports not posted yet
     GET|PUT /_simulator/config  read or replace the configuration
+    POST /_simulator/inbound    post an inbound message from a phone to the webhook server, in
+                                one API's shape (see `inbound.py`)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 
-from integrations.simulator import conversation, infobip, sinch_mms, sinch_sms
+from integrations.simulator import conversation, inbound, infobip, sinch_mms, sinch_sms
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.sinch_sms import sinch_error
 from integrations.simulator.state import SimulatorState, json_bytes, json_response
@@ -56,6 +58,7 @@ def create_app(
     app.state.simulator = state
     for provider in PROVIDERS:
         app.include_router(provider.router(state))
+    app.include_router(inbound.router(state))
 
     @app.get("/_simulator/stats")
     async def stats() -> Response:

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Digits = Annotated[str, Field(pattern=r"^[0-9]+$")]
 REPORT_PROVIDERS = ("sinch_sms", "infobip_sms", "infobip_mms", "sinch_mms", "sinch_conversation")
-"""The keys of `report_urls`: one per API whose delivery reports the simulator posts."""
+"""The keys of `report_urls` and `inbound_urls`: one per API whose delivery reports and
+inbound messages the simulator posts."""
 
 
 class SimulatorConfig(BaseModel):
@@ -114,16 +122,28 @@ class SimulatorConfig(BaseModel):
     report_retry_backoff_ms: float = Field(default=200, ge=0)
     """The first wait before a retry; each further one doubles it."""
 
-    @field_validator("report_urls")
+    # -- inbound messages (see `inbound.py`) -------------------------------------------------
+    inbound_urls: dict[str, str] = Field(default_factory=dict)
+    """Where `POST /_simulator/inbound` posts each API's inbound messages, by provider (the
+    keys of `report_urls`); a provider without one uses its `report_urls` entry, since
+    every provider lets one URL receive both."""
+
+    def inbound_url(self, provider: str) -> str | None:
+        """Where `provider`'s inbound messages go: its `inbound_urls` entry, else its
+        `report_urls` entry, else None."""
+        return self.inbound_urls.get(provider) or self.report_urls.get(provider)
+
+    @field_validator("report_urls", "inbound_urls")
     @classmethod
-    def _known_report_providers(cls, urls: dict[str, str]) -> dict[str, str]:
+    def _known_report_providers(cls, urls: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         for provider, url in urls.items():
             if provider not in REPORT_PROVIDERS:
                 raise ValueError(
-                    f"report_urls: unknown provider {provider!r}; one of {list(REPORT_PROVIDERS)}"
+                    f"{info.field_name}: unknown provider {provider!r}; "
+                    f"one of {list(REPORT_PROVIDERS)}"
                 )
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"report_urls.{provider}: {url!r} is not an http(s) URL")
+                raise ValueError(f"{info.field_name}.{provider}: {url!r} is not an http(s) URL")
         return urls
 
     @field_validator("report_basic_auth")

@@ -10,16 +10,28 @@
 Errors have Google's shape, `{"error": {"code", "message", "status", "details"}}`: 401
 `UNAUTHENTICATED` (unknown or expired token), 400 `INVALID_ARGUMENT` (the simulator checks
 `app_id`, a recipient `identified_by.channel_identities` entry on channel `MMS` with a
-phone number, `channel_priority_order` containing `MMS`, exactly one of `text_message`,
-`media_message`, `card_message` with a card title of at most 80 characters,
+phone number, `channel_priority_order` containing `MMS`, exactly one message kind,
 `channel_properties` strings and a `correlation_id` of at most 128 characters), 429
 `RESOURCE_EXHAUSTED`, 503 `UNAVAILABLE` and 504 `DEADLINE_EXCEEDED` for the injected faults
 (and 429 `RESOURCE_EXHAUSTED` when the rate limiter refuses a message).
-Choice, carousel and location messages (which Sinch transcodes to text on MMS) and
-`recipient.contact_id` are not implemented (400).
 
-The card title is the MMS subject; `channel_properties.MMS_SENDER` the sender (None in the
-message entry when absent: the app's default sender). A `reject_prefixes` number is
+The message kinds and what the handset gets (the `body` of the message entry):
+
+- `text_message`, `media_message` and `card_message` (a title of at most 80 characters,
+  the MMS subject; its description is the text) go as they are;
+- `choice_message` (an optional `text_message`, at most 10 `text_message` or
+  `url_message` choices), `location_message` (`title`, optional `label`, `coordinates`
+  in range) and `carousel_message` (1 to 10 cards of a title, a description and/or a
+  media with at most 10 choices each, then at most 3 outer choices) are transcoded to
+  text, as Sinch does on MMS: choices and locations as `engine.dispatch.rich_text` reads,
+  a carousel card by card (its title, description and media URL, then its choices),
+  blank lines between cards, the outer choices last, numbered on across cards.
+
+`list_message`, `template_message`, `contact_info_message`, choices other than text and
+URL ones, and `recipient.contact_id` are not implemented (400).
+
+`channel_properties.MMS_SENDER` is the sender (None in the message entry when absent: the
+app's default sender). A `reject_prefixes` number is
 accepted and counted as failed, as a later `FAILED` delivery report would say. Issued
 tokens live `TOKEN_SECONDS` and are forgotten by `/_simulator/reset`.
 
@@ -36,12 +48,14 @@ import base64
 import binascii
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from engine.dispatch import Choice, Location, choice_lines, rich_text
 from integrations.simulator.state import (
     RateLimited,
     SimulatorState,
@@ -55,14 +69,16 @@ PROVIDER = "sinch_conversation"
 TOKEN_SECONDS = 3600
 MAX_TITLE = 80
 MAX_CORRELATION_ID = 128
-MESSAGE_KINDS = ("text_message", "media_message", "card_message")
-OTHER_KINDS = (
-    "choice_message",
-    "carousel_message",
+MAX_CHOICES = 10  # a choice message's, and a carousel card's
+MAX_CARDS = 10
+MAX_OUTER_CHOICES = 3  # a carousel's own
+OTHER_KINDS = ("list_message", "template_message", "contact_info_message")
+CHOICE_KINDS = ("text_message", "url_message")
+OTHER_CHOICE_KINDS = (
+    "call_message",
     "location_message",
-    "list_message",
-    "template_message",
-    "contact_info_message",
+    "calendar_message",
+    "share_location_message",
 )
 
 
@@ -102,37 +118,149 @@ def _url(value: Any, where: str) -> str:
     return url
 
 
-def _content(message: Any) -> tuple[str | None, str, str | None]:
-    """(subject, text, media URL) of the one message kind the request carries."""
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _BadRequest(f"{where} must be an object")
+    return value
+
+
+def _string(body: dict[str, Any], name: str, where: str, *, required: bool = False) -> str:
+    """`body[name]` as a string ("" when absent and not required)."""
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise _BadRequest(f"{where}.{name} must " + ("not be empty" if required else "be a string"))
+    return value
+
+
+def _choice(item: Any, where: str) -> Choice:
+    item = _object(item, where)
+    kinds = [kind for kind in (*CHOICE_KINDS, *OTHER_CHOICE_KINDS) if kind in item]
+    if len(kinds) != 1:
+        raise _BadRequest(f"{where} must set exactly one choice kind, got {kinds or 'none'}")
+    (kind,) = kinds
+    if kind in OTHER_CHOICE_KINDS:
+        raise _BadRequest(f"the simulator implements {', '.join(CHOICE_KINDS)} choices, not {kind}")
+    body = _object(item[kind], f"{where}.{kind}")
+    postback = _string(item, "postback_data", where) or None
+    if kind == "text_message":
+        return Choice(
+            text=_string(body, "text", f"{where}.{kind}", required=True), postback_data=postback
+        )
+    title = _string(body, "title", f"{where}.{kind}", required=True)
+    return Choice(text=title, url=_url(body, f"{where}.{kind}"), postback_data=postback)
+
+
+def _choices(value: Any, where: str, limit: int) -> list[Choice]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > limit:
+        raise _BadRequest(f"{where} must be a list of at most {limit} choices")
+    return [_choice(item, f"{where}[{i}]") for i, item in enumerate(value)]
+
+
+def _coordinate(coordinates: dict[str, Any], name: str, bound: int, where: str) -> float:
+    value = coordinates.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+        raise _BadRequest(f"{where}.coordinates.{name} must be a number from -{bound} to {bound}")
+    return float(value)
+
+
+def _location(body: dict[str, Any], where: str) -> Location:
+    coordinates = _object(body.get("coordinates"), f"{where}.coordinates")
+    return Location(
+        title=_string(body, "title", where, required=True),
+        label=_string(body, "label", where) or None,
+        latitude=_coordinate(coordinates, "latitude", 90, where),
+        longitude=_coordinate(coordinates, "longitude", 180, where),
+    )
+
+
+Content = tuple[str | None, str, str | None]  # subject, text, media URL
+
+
+def _text(body: dict[str, Any], where: str) -> Content:
+    return None, _string(body, "text", where, required=True), None
+
+
+def _media(body: dict[str, Any], where: str) -> Content:
+    return None, "", _url(body, where)
+
+
+def _location_text(body: dict[str, Any], where: str) -> Content:
+    return None, rich_text("", location=_location(body, where)), None
+
+
+def _choice_text(body: dict[str, Any], where: str) -> Content:
+    text_message = body.get("text_message")
+    at = f"{where}.text_message"
+    text = _string(_object(text_message, at), "text", at) if text_message is not None else ""
+    choices = _choices(body.get("choices"), f"{where}.choices", MAX_CHOICES)
+    if not (text or choices):
+        raise _BadRequest(f"{where} needs a text or choices")
+    return None, rich_text(text, choices), None
+
+
+def _carousel_text(body: dict[str, Any], where: str) -> Content:
+    """The cards one after the other, then the outer choices; choices numbered on."""
+    cards = body.get("cards")
+    if not isinstance(cards, list) or not 1 <= len(cards) <= MAX_CARDS:
+        raise _BadRequest(f"{where}.cards must hold 1 to {MAX_CARDS} cards")
+    blocks: list[str] = []
+    number = 1
+    for i, card in enumerate(cards):
+        at = f"{where}.cards[{i}]"
+        card = _object(card, at)
+        media = card.get("media_message")
+        lines = [_string(card, "title", at), _string(card, "description", at)]
+        lines.append(_url(media, f"{at}.media_message") if media is not None else "")
+        if not any(lines):
+            raise _BadRequest(f"{at} needs a title, a description or media")
+        choices = _choices(card.get("choices"), f"{at}.choices", MAX_CHOICES)
+        blocks.append("\n".join([*filter(None, lines), *choice_lines(choices, number)]))
+        number += len(choices)
+    outer = _choices(body.get("choices"), f"{where}.choices", MAX_OUTER_CHOICES)
+    if outer:
+        blocks.append("\n".join(choice_lines(outer, number)))
+    return None, "\n\n".join(blocks), None
+
+
+def _card(body: dict[str, Any], where: str) -> Content:
+    title, description = _string(body, "title", where), _string(body, "description", where)
+    if len(title) > MAX_TITLE:
+        raise _BadRequest(f"{where}.title is longer than {MAX_TITLE} characters")
+    media = body.get("media_message")
+    url = _url(media, f"{where}.media_message") if media is not None else None
+    if not (title or description or url):
+        raise _BadRequest(f"{where} needs a title, a description or media")
+    return title or None, description, url
+
+
+# What each message kind reads as on the handset.
+CONTENT: dict[str, Callable[[dict[str, Any], str], Content]] = {
+    "text_message": _text,
+    "media_message": _media,
+    "card_message": _card,
+    "choice_message": _choice_text,
+    "location_message": _location_text,
+    "carousel_message": _carousel_text,
+}
+
+
+def _content(message: Any) -> Content:
+    """(subject, text, media URL) the handset gets from the one message kind the request
+    carries; the kinds MMS lacks come as text (see the module docstring)."""
     if not isinstance(message, dict):
         raise _BadRequest("message is required")
-    kinds = [kind for kind in (*MESSAGE_KINDS, *OTHER_KINDS) if kind in message]
+    kinds = [kind for kind in (*CONTENT, *OTHER_KINDS) if kind in message]
     if len(kinds) != 1:
         raise _BadRequest(f"message must set exactly one message kind, got {kinds or 'none'}")
     (kind,) = kinds
     if kind in OTHER_KINDS:
-        raise _BadRequest(f"the simulator implements {', '.join(MESSAGE_KINDS)}, not {kind}")
-    body = message[kind]
-    if not isinstance(body, dict):
-        raise _BadRequest(f"message.{kind} must be an object")
-    if kind == "text_message":
-        text = body.get("text")
-        if not isinstance(text, str) or not text:
-            raise _BadRequest("message.text_message.text must not be empty")
-        return None, text, None
-    if kind == "media_message":
-        return None, "", _url(body, "message.media_message")
-    title, description = body.get("title"), body.get("description")
-    for name, value in (("title", title), ("description", description)):
-        if value is not None and not isinstance(value, str):
-            raise _BadRequest(f"message.card_message.{name} must be a string")
-    if title is not None and len(title) > MAX_TITLE:
-        raise _BadRequest(f"message.card_message.title is longer than {MAX_TITLE} characters")
-    media = body.get("media_message")
-    url = _url(media, "message.card_message.media_message") if media is not None else None
-    if not (title or description or url):
-        raise _BadRequest("message.card_message needs a title, a description or media")
-    return title or None, description or "", url
+        raise _BadRequest(f"the simulator implements {', '.join(CONTENT)}, not {kind}")
+    where = f"message.{kind}"
+    return CONTENT[kind](_object(message[kind], where), where)
 
 
 def _mms_identity(recipient: Any) -> str:

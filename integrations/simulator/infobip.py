@@ -33,9 +33,11 @@ or REJECTED_* destination (none for a duplicate messageId), up to 100 results a 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -294,13 +296,40 @@ def _parse(raw: bytes) -> Any:
         raise _Violations([{"property": "", "violation": "malformed JSON"}]) from None
 
 
+class _Outgoing(Protocol):
+    """How one API takes one valid `messages[]` element: what each destination's answer
+    adds (`details`), what accepting a destination does, and its delivery report result."""
+
+    details: dict[str, Any] | None
+
+    def deliver(self, digits: str, mid: str) -> str:
+        """Record the message for an accepted destination; how it went ("" for SMS)."""
+
+    def result(self, to: str, mid: str, status: dict[str, Any], kind: str) -> InfobipResult:
+        """The delivery report result of a destination that was not a duplicate."""
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What every message of one request shares: the bulk id (the client's, or one made
+    up: `client_reference` is None then), when it arrived, whether to count SMS parts."""
+
+    bulk_id: str
+    client_reference: str | None
+    created_at: str
+    with_count: bool
+
+
 class _InfobipApi:
     """What the Infobip SMS and MMS sides share: the `App` key check, the messageIds this
-    API accepted so far (a second use is refused with status 23) and answered requests."""
+    API accepted so far (a second use is refused with status 23), and `accept`, which
+    validates a request, answers each destination and reports on it; each side says how
+    it takes one message (`outgoing`)."""
 
     provider: str
     channel: Literal["sms", "mms"]
     requests: tuple[str, ...]
+    check_content: Callable[[dict[str, Any], str, Bad], None]
 
     def __init__(self, state: SimulatorState):
         self.state = state
@@ -316,139 +345,28 @@ class _InfobipApi:
         scheme, _, key = header.partition(" ")
         return scheme.lower() == "app" and key.strip() in self.state.config.infobip_api_keys
 
-    def accept(self, raw: bytes) -> tuple[bytes, bool]:
+    def outgoing(self, message: dict[str, Any], request: _Request) -> _Outgoing:
         raise NotImplementedError
 
-
-class InfobipSms(_InfobipApi):
-    """The Infobip SMS side of the ledger."""
-
-    provider = PROVIDER
-    channel = "sms"
-    requests = ("infobip_post",)
-
-    def stats(self) -> dict[str, Any]:
-        """`bulks`: answered requests; `duplicate_message_ids`: destinations refused with
-        status 23 because their messageId had been accepted before (not sent again)."""
-        return {"bulks": self.bulks, "duplicate_message_ids": self.duplicate_message_ids}
-
     def accept(self, raw: bytes) -> tuple[bytes, bool]:
-        """Validate and record one `POST /sms/3/messages`; return (answer, whether to hang).
+        """Validate and record one request; return (answer, whether to hang).
 
         Raises _Violations when the request is invalid, or RateLimited (one token per
         destination), before recording anything.
         """
-        messages, bulk_id, with_count = _validate(_parse(raw), _sms_content)
+        messages, bulk_id, with_count = _validate(_parse(raw), self.check_content)
 
         state = self.state
         state.admit(sum(len(message["destinations"]) for message in messages))
-        client_bulk_id = bulk_id
-        if bulk_id is None:
-            bulk_id = state.new_uuid()
-        created_at = now_timestamp()
-        seen = self.message_ids
-        prefixes = state.reject_prefixes
-        receive = state.receive
-        answers: list[dict[str, Any]] = []
-        reported: list[tuple[InfobipTarget, list[InfobipResult]]] = []
-        delivered = failed = duplicates = 0
-        for message in messages:
-            text = message["content"]["text"]
-            record: _InfobipMessage | None = None
-            index = -1
-            details = {"messageCount": _parts(text)} if with_count else None
-            target = state.reporter.infobip_target(PROVIDER, message)
-            results: list[InfobipResult] | None = None
-            if target is not None:
-                results = []
-                reported.append((target, results))
-                parts = details["messageCount"] if details else _parts(text)
-            for destination in message["destinations"]:
-                to = destination["to"]
-                mid = destination.get("messageId") or state.new_uuid()
-                digits = to[1:] if to[:1] == "+" else to
-                if mid in seen:
-                    status = REJECTED_DUPLICATE
-                    duplicates += 1
-                elif not is_msisdn(digits):
-                    status = REJECTED_PREFIX_MISSING
-                    failed += 1
-                elif prefixes and digits.startswith(prefixes):
-                    status = REJECTED_DESTINATION
-                    failed += 1
-                else:
-                    status = PENDING_ACCEPTED
-                    seen.add(mid)
-                    if record is None:
-                        record = _InfobipMessage(
-                            bulk_id, client_bulk_id, message["sender"], text, created_at
-                        )
-                        index = state.add_record(record)
-                    record.delivered.append((digits, mid))
-                    receive(int(digits), index)
-                    delivered += 1
-                answer = {"messageId": mid, "status": status, "destination": to}
-                if details is not None:
-                    answer["details"] = details
-                answers.append(answer)
-                if results is not None and status is not REJECTED_DUPLICATE:
-                    outcome = "sent" if status is PENDING_ACCEPTED else "rejected"
-                    results.append(
-                        InfobipResult(to, mid, outcome, parts, message["sender"], status)
-                    )
-        state.messages += delivered
-        state.provider_messages[PROVIDER] += delivered
-        state.failed += failed
-        self.duplicate_message_ids += duplicates
-        self.bulks += 1
-        if reported:
-            state.reporter.infobip(PROVIDER, bulk_id, datetime.now(UTC), reported)
-        body = orjson.dumps({"bulkId": bulk_id, "messages": answers})
-        return body, state.accepted_request()
-
-
-class InfobipMms(_InfobipApi):
-    """The Infobip MMS side of the ledger; its messages are `MmsRecord`s of provider
-    "infobip_mms" (see `SimulatorState.deliver_mms`)."""
-
-    provider = MMS_PROVIDER
-    channel = "mms"
-    requests = ("infobip_mms_post",)
-
-    def stats(self) -> dict[str, Any]:
-        """`infobip_mms_bulks`: answered MMS requests; `infobip_mms_duplicate_message_ids`:
-        MMS destinations refused with status 23 (their messageId was accepted before)."""
-        return {
-            "infobip_mms_bulks": self.bulks,
-            "infobip_mms_duplicate_message_ids": self.duplicate_message_ids,
-        }
-
-    def accept(self, raw: bytes) -> tuple[bytes, bool]:
-        """Validate and record one `POST /mms/2/messages`; return (answer, whether to hang).
-
-        Raises _Violations when the request is invalid, or RateLimited (one token per
-        destination), before recording anything.
-        """
-        messages, bulk_id, _ = _validate(_parse(raw), _mms_content)
-
-        state = self.state
-        state.admit(sum(len(message["destinations"]) for message in messages))
-        client_bulk_id = bulk_id
-        if bulk_id is None:
-            bulk_id = state.new_uuid()
+        request = _Request(bulk_id or state.new_uuid(), bulk_id, now_timestamp(), with_count)
         seen = self.message_ids
         prefixes = state.reject_prefixes
         answers: list[dict[str, Any]] = []
         reported: list[tuple[InfobipTarget, list[InfobipResult]]] = []
         failed = duplicates = 0
         for message in messages:
-            content = message["content"]
-            segments = content["messageSegments"]
-            text = "\n".join(s["text"] for s in segments if s["type"] == "TEXT")
-            media_url = next((s["contentUrl"] for s in segments if s["type"] == "LINK"), None)
-            options = message.get("options") or {}
-            failover = options.get("smsFailover")
-            target = state.reporter.infobip_target(MMS_PROVIDER, message)
+            outgoing = self.outgoing(message, request)
+            target = state.reporter.infobip_target(self.provider, message)
             results: list[InfobipResult] | None = None
             if target is not None:
                 results = []
@@ -470,36 +388,134 @@ class InfobipMms(_InfobipApi):
                 else:
                     status = PENDING_ACCEPTED
                     seen.add(mid)
-                    kind = state.deliver_mms(
-                        MMS_PROVIDER,
-                        digits,
-                        message_id=mid,
-                        client_reference=client_bulk_id,
-                        sender=message["sender"],
-                        subject=content.get("title") or None,
-                        text=text,
-                        media_url=media_url,
-                        fallback_text=failover["text"] if failover else None,
-                        fallback_disabled=failover is None,
-                        fallback_sender=failover.get("sender") if failover else None,
-                    )
-                answers.append(
-                    {
-                        "messageId": mid,
-                        "status": status,
-                        "destination": to,
-                        "details": MMS_DETAILS,
-                    }
-                )
+                    kind = outgoing.deliver(digits, mid)
+                answer = {"messageId": mid, "status": status, "destination": to}
+                if outgoing.details is not None:
+                    answer["details"] = outgoing.details
+                answers.append(answer)
                 if results is not None and status is not REJECTED_DUPLICATE:
-                    results.append(_mms_result(message, failover, to, mid, status, kind))
+                    results.append(outgoing.result(to, mid, status, kind))
         state.failed += failed
         self.duplicate_message_ids += duplicates
         self.bulks += 1
         if reported:
-            state.reporter.infobip(MMS_PROVIDER, bulk_id, datetime.now(UTC), reported)
-        body = orjson.dumps({"bulkId": bulk_id, "messages": answers})
+            state.reporter.infobip(self.provider, request.bulk_id, datetime.now(UTC), reported)
+        body = orjson.dumps({"bulkId": request.bulk_id, "messages": answers})
         return body, state.accepted_request()
+
+
+class _OutgoingSms:
+    """An SMS `messages[]` element: its accepted destinations share one `_InfobipMessage`
+    record, made at the first; its parts are counted only when asked for."""
+
+    def __init__(self, state: SimulatorState, message: dict[str, Any], request: _Request):
+        self.state = state
+        self.message = message
+        self.request = request
+        self.text: str = message["content"]["text"]
+        self.record: _InfobipMessage | None = None
+        self.index = -1
+        self.details = {"messageCount": self.parts} if request.with_count else None
+
+    @functools.cached_property
+    def parts(self) -> int:
+        return _parts(self.text)
+
+    def deliver(self, digits: str, mid: str) -> str:
+        state = self.state
+        if self.record is None:
+            request = self.request
+            self.record = _InfobipMessage(
+                request.bulk_id,
+                request.client_reference,
+                self.message["sender"],
+                self.text,
+                request.created_at,
+            )
+            self.index = state.add_record(self.record)
+        self.record.delivered.append((digits, mid))
+        state.receive(int(digits), self.index)
+        state.messages += 1
+        state.provider_messages[PROVIDER] += 1
+        return ""
+
+    def result(self, to: str, mid: str, status: dict[str, Any], kind: str) -> InfobipResult:
+        outcome = "sent" if status is PENDING_ACCEPTED else "rejected"
+        return InfobipResult(to, mid, outcome, self.parts, self.message["sender"], status)
+
+
+class _OutgoingMms:
+    """An MMS `messages[]` element: each accepted destination is one `deliver_mms`."""
+
+    details = MMS_DETAILS
+
+    def __init__(self, state: SimulatorState, message: dict[str, Any], request: _Request):
+        self.state = state
+        self.message = message
+        self.request = request
+        content = message["content"]
+        segments = content["messageSegments"]
+        self.subject: str | None = content.get("title") or None
+        self.text = "\n".join(s["text"] for s in segments if s["type"] == "TEXT")
+        self.media_url = next((s["contentUrl"] for s in segments if s["type"] == "LINK"), None)
+        self.failover: dict[str, Any] | None = (message.get("options") or {}).get("smsFailover")
+
+    def deliver(self, digits: str, mid: str) -> str:
+        failover = self.failover
+        return self.state.deliver_mms(
+            MMS_PROVIDER,
+            digits,
+            message_id=mid,
+            client_reference=self.request.client_reference,
+            sender=self.message["sender"],
+            subject=self.subject,
+            text=self.text,
+            media_url=self.media_url,
+            fallback_text=failover["text"] if failover else None,
+            fallback_disabled=failover is None,
+            fallback_sender=failover.get("sender") if failover else None,
+        )
+
+    def result(self, to: str, mid: str, status: dict[str, Any], kind: str) -> InfobipResult:
+        return _mms_result(self.message, self.failover, to, mid, status, kind)
+
+
+class InfobipSms(_InfobipApi):
+    """The Infobip SMS side of the ledger: `POST /sms/3/messages`."""
+
+    provider = PROVIDER
+    channel = "sms"
+    requests = ("infobip_post",)
+    check_content = staticmethod(_sms_content)
+
+    def stats(self) -> dict[str, Any]:
+        """`bulks`: answered requests; `duplicate_message_ids`: destinations refused with
+        status 23 because their messageId had been accepted before (not sent again)."""
+        return {"bulks": self.bulks, "duplicate_message_ids": self.duplicate_message_ids}
+
+    def outgoing(self, message: dict[str, Any], request: _Request) -> _Outgoing:
+        return _OutgoingSms(self.state, message, request)
+
+
+class InfobipMms(_InfobipApi):
+    """The Infobip MMS side of the ledger: `POST /mms/2/messages`; its messages are
+    `MmsRecord`s of provider "infobip_mms" (see `SimulatorState.deliver_mms`)."""
+
+    provider = MMS_PROVIDER
+    channel = "mms"
+    requests = ("infobip_mms_post",)
+    check_content = staticmethod(_mms_content)
+
+    def stats(self) -> dict[str, Any]:
+        """`infobip_mms_bulks`: answered MMS requests; `infobip_mms_duplicate_message_ids`:
+        MMS destinations refused with status 23 (their messageId was accepted before)."""
+        return {
+            "infobip_mms_bulks": self.bulks,
+            "infobip_mms_duplicate_message_ids": self.duplicate_message_ids,
+        }
+
+    def outgoing(self, message: dict[str, Any], request: _Request) -> _Outgoing:
+        return _OutgoingMms(self.state, message, request)
 
 
 def _mms_result(

@@ -276,6 +276,13 @@ INFOBIP_STYLES = {
 }
 SINCH_MMS_STYLE = _Style(SINCH_MMS)
 CONVERSATION_STYLE = _Style(CONVERSATION, signed=True, basic_auth=True)
+STYLES = {
+    SINCH_SMS: SINCH_STYLE,
+    **INFOBIP_STYLES,
+    SINCH_MMS: SINCH_MMS_STYLE,
+    CONVERSATION: CONVERSATION_STYLE,
+}
+"""Every provider's style, by provider name (for `Reporter.post_once`)."""
 
 
 class _Report(NamedTuple):
@@ -647,28 +654,8 @@ class Reporter:
         count: int,
     ) -> None:
         """POST one body (`count` reports), retrying 5xx, 429 and transport errors."""
-        client, slots = self._http()
-        auth = None
-        if style.basic_auth and cfg.report_basic_auth:
-            auth = (cfg.report_basic_auth["username"], cfg.report_basic_auth["password"])
-        secret = cfg.report_signing_secret if style.signed else None
         for attempt in range(cfg.report_retries + 1):
-            headers = {"Content-Type": "application/json"}
-            if secret:
-                nonce, stamp = self._ulid(), str(int(time.time()))
-                headers["x-sinch-webhook-signature"] = sinch_signature(secret, body, nonce, stamp)
-                headers["x-sinch-webhook-signature-algorithm"] = "HmacSHA256"
-                headers["x-sinch-webhook-signature-nonce"] = nonce
-                headers["x-sinch-webhook-signature-timestamp"] = stamp
-            status: int | None = None
-            async with slots:
-                try:
-                    response = await client.post(url, content=body, headers=headers, auth=auth)
-                    status = response.status_code
-                except (httpx.UnsupportedProtocol, httpx.InvalidURL, ValueError):
-                    status = 0  # a URL that cannot be posted to: final
-                except httpx.HTTPError:
-                    status = None  # not answered: retried
+            status = await self._attempt(style, cfg, url, body)
             if status is not None and 200 <= status < 300:
                 self._count(generation, "posted", count)
                 break
@@ -679,6 +666,48 @@ class Reporter:
             self._count(generation, "retried", count)
             await asyncio.sleep(cfg.report_retry_backoff_ms / 1000 * 2**attempt)
         self._count(generation, "pending", -count)
+
+    async def _attempt(
+        self, style: _Style, cfg: SimulatorConfig, url: str, body: bytes
+    ) -> int | None:
+        """POST `body` once as `style` says: the answer's status, 0 for a URL that cannot be
+        posted to, None when it was not answered."""
+        client, slots = self._http()
+        headers, auth = self._credentials(style, cfg, body)
+        async with slots:
+            try:
+                response = await client.post(url, content=body, headers=headers, auth=auth)
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL, ValueError):
+                return 0
+            except httpx.HTTPError:
+                return None
+        return response.status_code
+
+    def _credentials(
+        self, style: _Style, cfg: SimulatorConfig, body: bytes
+    ) -> tuple[dict[str, str], tuple[str, str] | None]:
+        """The headers and HTTP Basic credentials of one POST of `body`: Sinch's signature
+        headers (a fresh nonce and timestamp each time) when `style` is signed and a secret
+        is configured, Basic credentials when it takes them and they are configured."""
+        headers = {"Content-Type": "application/json"}
+        secret = cfg.report_signing_secret if style.signed else None
+        if secret:
+            nonce, stamp = self._ulid(), str(int(time.time()))
+            headers["x-sinch-webhook-signature"] = sinch_signature(secret, body, nonce, stamp)
+            headers["x-sinch-webhook-signature-algorithm"] = "HmacSHA256"
+            headers["x-sinch-webhook-signature-nonce"] = nonce
+            headers["x-sinch-webhook-signature-timestamp"] = stamp
+        auth = None
+        if style.basic_auth and cfg.report_basic_auth:
+            auth = (cfg.report_basic_auth["username"], cfg.report_basic_auth["password"])
+        return headers, auth
+
+    async def post_once(self, provider: str, url: str, body: bytes) -> int:
+        """POST `body` to `url` once, signed and with credentials as `provider`'s reports
+        are: the answer's status, 0 when there was none. Neither retried nor counted in
+        `stats()`: for callbacks whose caller reports the outcome itself (inbound
+        messages, see `inbound.py`)."""
+        return await self._attempt(STYLES[provider], self.config, url, body) or 0
 
 
 # -- the bodies ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@ for tests and benchmarks (`SimulatorProcess`, a context manager).
 
 With `SimulatorConfig(report_urls={...})` it also posts delivery reports for what it
 accepted (see `reports.py`); `settle_reports()` waits until they are all posted.
+`inbound(...)` posts a message from a phone to those URLs (or `inbound_urls`), in one API's
+shape (see `inbound.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +224,36 @@ class SimulatorProcess:
 
     def reset(self) -> None:
         self._client().post("/_simulator/reset").raise_for_status()
+
+    def inbound(
+        self,
+        api: str,
+        sender: str,
+        to: str,
+        texts: Sequence[str] = (),
+        media: Sequence[str] = (),
+        subject: str | None = None,
+        postback: str | None = None,
+        copies: int = 1,
+    ) -> dict[str, Any]:
+        """Post a message from phone `sender` to our number or short code `to` as `api`
+        would post it; `{"posted", "statuses", "message_id", "message_ids"}` once every POST
+        was answered. Raises ValueError with the simulator's reason for a bad request."""
+        payload = {
+            "api": api,
+            "from": sender,
+            "to": to,
+            "texts": list(texts),
+            "media": list(media),
+            "subject": subject,
+            "postback": postback,
+            "copies": copies,
+        }
+        response = self._client().post("/_simulator/inbound", json=payload)
+        if response.status_code == 400:
+            raise ValueError(response.json()["text"])
+        response.raise_for_status()
+        return response.json()
 
     def sms_credentials(self, service_plan_id: str | None = None) -> SinchSmsCredentials:
         """Credentials for `SinchSmsClient` pointing at this simulator."""

@@ -146,3 +146,25 @@ def test_preview_of_an_mms_shows_its_fallback_sms_pieces(settings_file, tmp_path
     assert result.exit_code == 0, result.output
     assert "mms" in result.output
     assert "summer_sale fallback SMS 1: Hi Ann, 20% off this week" in result.output
+
+
+def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_path):
+    from dataclasses import replace
+
+    from engine.inbound import receive_inbound
+    from tests.engine.test_inbound import NOW, STOP
+
+    people = tmp_path / "people.jsonl"
+    people.write_text('{"id": "c1", "phone": "+12125550199"}\n')
+    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
+    project = load_settings(settings_file)
+    store = Store(project.database_url)
+    receive_inbound(store, project, [STOP, replace(STOP, message_id="m2", texts=("hi",))], NOW)
+
+    listed = invoke("inbound", "--settings", settings_file)
+    assert listed.exit_code == 0, listed.output
+    assert "STOP" in listed.output and "pending" in listed.output and "c1" in listed.output
+    history = invoke("consents", "history", "c1", "--settings", settings_file)
+    assert history.exit_code == 0, history.output
+    assert "revoked" in history.output and "keyword" in history.output
+    assert "keyword=STOP" in history.output

@@ -6,19 +6,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import uvicorn
+from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from engine.delivery import judge
 from engine.runtime import Runtime, launch, tick_scenario, utc_now
 from engine.scenario import parse_scenario
-from engine.webhooks import create_webhook_app
+from engine.settings import Settings
+from engine.webhooks import create_webhook_app, serving_in_background
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.server import SimulatorProcess, free_port
 from tests.conftest import NOW, project_settings
@@ -70,18 +70,11 @@ def test_which_reports_apply(report, current, days_after, applies):
 
 
 @pytest.fixture
-def webhook_server(sqlite_store) -> Iterator[tuple[str, Runtime]]:
+def webhook_server(sqlite_store) -> Iterator[tuple[str, Settings, FastAPI]]:
     settings = project_settings()
     app = create_webhook_app(settings, sqlite_store)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(5)
+    with serving_in_background(app, "127.0.0.1", free_port()) as url:
+        yield url, settings, app
 
 
 def customers(store, count: int, first: int = 0) -> None:
@@ -108,7 +101,7 @@ def customers(store, count: int, first: int = 0) -> None:
     )
 
 
-def run(sqlite_store, settings, simulator, scenario_text: str) -> None:
+def run(sqlite_store, settings, simulator, scenario_text: str, app: FastAPI) -> None:
     integrations = {
         "simulator": {"type": "simulator", "url": simulator.url},
         "mms": {"type": "simulator", "url": simulator.url, "api": "sinch_mms"},
@@ -121,6 +114,7 @@ def run(sqlite_store, settings, simulator, scenario_text: str) -> None:
     launch(runtime, scenario, utc_now())
     tick_scenario(runtime, scenario.id)
     simulator.settle_reports(10)
+    assert app.state.report_applier.settle(10)
     runtime.gateways.close()
 
 
@@ -129,7 +123,7 @@ def statuses(store, scenario_id: str) -> dict[str, int]:
 
 
 def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, webhook_server):
-    url, settings = webhook_server
+    url, settings, app = webhook_server
     customers(sqlite_store, 10)
     config = SimulatorConfig(
         report_urls={"sinch_sms": f"{url}/webhooks/sinch_sms"},
@@ -140,7 +134,7 @@ def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, we
         seed=3,
     )
     with SimulatorProcess(config) as simulator:
-        run(sqlite_store, settings, simulator, HELLO)
+        run(sqlite_store, settings, simulator, HELLO, app)
     counts = statuses(sqlite_store, "hello")
     assert counts["enqueued"] == 10
     assert counts.get("delivered", 0) + counts.get("failed", 0) == 10  # once each, finals kept
@@ -151,13 +145,13 @@ def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, we
 
 
 def test_an_mms_delivered_as_fallback_sms_says_so(sqlite_store, webhook_server):
-    url, settings = webhook_server
+    url, settings, app = webhook_server
     customers(sqlite_store, 3)
     config = SimulatorConfig(
         report_urls={"sinch_mms": f"{url}/webhooks/sinch_mms"}, mms_fallback_rate=1.0
     )
     with SimulatorProcess(config) as simulator:
-        run(sqlite_store, settings, simulator, PROMO)
+        run(sqlite_store, settings, simulator, PROMO, app)
     delivered = [e for e in sqlite_store.campaign_events("promo") if e["status"] == "delivered"]
     assert len(delivered) == 3
     assert {e["properties"]["type"] for e in delivered} == {"sms"}

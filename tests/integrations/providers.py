@@ -1,6 +1,7 @@
 """Scaffolding the provider-client tests share: stateful `httpx.MockTransport` handlers
 driven by a script, a stateful Infobip, a rate limiter that records its calls, a fake
-clock and sleep.
+clock and sleep, and the checks every client's tests make (`assert_sleeps`,
+`error_fields`, `assert_refused_before_sending`).
 
 A script is a list of steps, one per request, played in order; once it runs out every
 request is accepted. A step is:
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from engine.errors import ProviderError
 from integrations.rate_limit import TokenBucket
 
 C = TypeVar("C")
@@ -82,6 +85,22 @@ def mock_client(
     )
 
 
+def assert_sleeps(recorded: list[float], expected: list[float | tuple[float, float]]) -> None:
+    """Each wait between attempts was as expected: exactly the seconds given (a
+    `Retry-After`), or within (low, high) (a backoff with its jitter)."""
+    assert len(recorded) == len(expected), recorded
+    for actual, wanted in zip(recorded, expected, strict=True):
+        if isinstance(wanted, tuple):
+            assert wanted[0] <= actual <= wanted[1]
+        else:
+            assert actual == pytest.approx(wanted)
+
+
+def error_fields(error: ProviderError) -> tuple[str, int | None, str | None, bool]:
+    """(text, status_code, code, retryable) of a ProviderError, to compare in one go."""
+    return error.text, error.status_code, error.code, error.retryable
+
+
 class RecordingBucket(TokenBucket):
     """A rate limiter that never waits and remembers what each call asked for."""
 
@@ -92,6 +111,17 @@ class RecordingBucket(TokenBucket):
     def acquire(self, n: int = 1) -> float:
         self.calls.append(n)
         return super().acquire(n)
+
+
+def assert_refused_before_sending(
+    make_client: Callable[..., Any], fake: ScriptedProvider, send: Callable[[Any], Any], match: str
+) -> None:
+    """`send(client)` raises a ValueError matching `match`, before any request and before
+    the rate limiter is charged: a client checks what it sends first."""
+    limiter = RecordingBucket()
+    with make_client(fake, rate_limiter=limiter) as client, pytest.raises(ValueError, match=match):
+        send(client)
+    assert fake.requests == [] and limiter.calls == []
 
 
 class Clock:

@@ -1135,6 +1135,109 @@ def test_conversation_message_kinds(client_for, changes, expected):
     assert (entry["from"], entry["subject"], entry["body"], entry["media_url"]) == expected
 
 
+YES = {"text_message": {"text": "Yes"}, "postback_data": "yes"}
+SHOP = {"url_message": {"title": "Shop", "url": "https://example.com/s"}}
+COORDINATES = {"latitude": 40.7128, "longitude": -74.006}
+
+
+@pytest.mark.parametrize(
+    ("message", "body"),
+    [
+        (  # the text, then the choices numbered, a URL choice with its URL
+            {"choice_message": {"text_message": {"text": "Join?"}, "choices": [YES, SHOP]}},
+            "Join?\n1. Yes\n2. Shop: https://example.com/s",
+        ),
+        ({"choice_message": {"choices": [YES]}}, "1. Yes"),  # no text
+        (  # a location: title, label, maps link
+            {
+                "location_message": {
+                    "title": "Main St store",
+                    "label": "Open 9 to 5",
+                    "coordinates": COORDINATES,
+                }
+            },
+            "Main St store\nOpen 9 to 5\nhttps://maps.google.com/?q=40.7128,-74.006",
+        ),
+        (  # a carousel card by card, choices numbered on, the outer ones last
+            {
+                "carousel_message": {
+                    "cards": [
+                        {
+                            "title": "Sneakers",
+                            "description": "20% off",
+                            "media_message": {"url": "https://cdn.example.com/a.jpg"},
+                            "choices": [YES],
+                        },
+                        {"title": "Boots", "choices": [YES]},
+                    ],
+                    "choices": [SHOP],
+                }
+            },
+            "Sneakers\n20% off\nhttps://cdn.example.com/a.jpg\n1. Yes\n\n"
+            "Boots\n2. Yes\n\n3. Shop: https://example.com/s",
+        ),
+    ],
+)
+def test_conversation_choice_location_and_carousel_arrive_as_text(client_for, message, body):
+    http = client_for()
+    response = http.post(SEND, json=conversation(message=message), headers=basic())
+    assert response.status_code == 200
+    (entry,) = http.get("/_simulator/messages", params={"to": "15551231234"}).json()["messages"]
+    assert (entry["type"], entry["subject"], entry["body"], entry["media_url"]) == (
+        "mms",
+        None,
+        body,
+        None,
+    )
+
+
+def choices(*items: dict[str, Any], text: str = "Join?") -> dict[str, Any]:
+    return conversation(
+        message={"choice_message": {"text_message": {"text": text}, "choices": list(items)}}
+    )
+
+
+def location(**fields: Any) -> dict[str, Any]:
+    body = {"title": "Store", "coordinates": COORDINATES, **fields}
+    return conversation(
+        message={"location_message": {k: v for k, v in body.items() if v is not None}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        (choices(*[YES] * 11), "at most 10 choices"),  # the Conversation API's limit
+        (choices(text=""), "needs a text or choices"),
+        (
+            choices({"text_message": {"text": "a"}, "url_message": SHOP["url_message"]}),
+            "exactly one",
+        ),
+        (choices({"call_message": {"title": "Call", "phone_number": "+1555"}}), "not call_message"),
+        (choices({"url_message": {"title": "Shop", "url": "ftp://x"}}), "url_message.url"),
+        (choices({"text_message": {"text": ""}}), "choices[0].text_message.text"),
+        (location(title=None), "location_message.title"),  # a title is required
+        (location(coordinates={"latitude": 91, "longitude": 0}), "latitude"),  # out of range
+        (location(coordinates={"latitude": "40", "longitude": 0}), "latitude"),  # not a number
+        (location(coordinates=None), "coordinates"),
+        (conversation(message={"carousel_message": {"cards": []}}), "1 to 10 cards"),
+        (conversation(message={"carousel_message": {"cards": [{}]}}), "cards[0] needs"),
+        (
+            conversation(
+                message={"carousel_message": {"cards": [{"title": "a"}], "choices": [YES] * 4}}
+            ),
+            "at most 3 choices",
+        ),
+    ],
+)
+def test_conversation_invalid_rich_messages_get_400(client_for, content, text):
+    http = client_for()
+    response = http.post(SEND, json=content, headers=basic())
+    assert response.status_code == 400
+    assert text in response.json()["error"]["message"]
+    assert stats(http)["messages"] == 0
+
+
 @pytest.mark.parametrize(
     ("content", "text"),
     [
@@ -1165,11 +1268,9 @@ def test_conversation_message_kinds(client_for, changes, expected):
         (conversation(message={"media_message": {"url": "ftp://x"}}), "media_message.url"),  # ftp
         (conversation(message={"card_message": {"title": "t" * 81}}), "80"),  # subject limit
         (conversation(message={"card_message": {}}), "needs a title"),  # an empty card
-        (  # Sinch transcodes choices to text on MMS; the simulator does not
-            conversation(
-                message={"choice_message": {"text_message": {"text": "?"}, "choices": []}}
-            ),
-            "not choice_message",
+        (  # a kind the simulator does not implement
+            conversation(message={"list_message": {"title": "Menu", "sections": []}}),
+            "not list_message",
         ),
         (conversation(channel_priority_order=["SMS"]), "channel_priority_order"),  # not MMS
         (conversation(channel_properties={"MMS_SENDER": 28444}), "channel_properties"),  # int

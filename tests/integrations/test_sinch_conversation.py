@@ -15,8 +15,10 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from engine.dispatch import Choice, Location
 from engine.errors import ProviderError
 from integrations.sinch_conversation import (
+    CarouselCard,
     ConversationCredentials,
     ConversationMessage,
     SinchConversationClient,
@@ -26,6 +28,9 @@ from tests.integrations.providers import (
     Clock,
     RecordingBucket,
     ScriptedProvider,
+    assert_refused_before_sending,
+    assert_sleeps,
+    error_fields,
     mock_client,
     play,
 )
@@ -259,14 +264,8 @@ def test_endpoint(region, base_url, expected):
     ],
 )
 def test_invalid_messages_raise_before_any_http_call(changes, message):
-    fake = FakeSinch()
-    limiter = RecordingBucket()
-    with (
-        make_client(fake, rate_limiter=limiter) as client,
-        pytest.raises(ValueError, match=message),
-    ):
-        client.send(replace(MESSAGE, **changes))
-    assert fake.requests == [] and limiter.calls == []
+    invalid = replace(MESSAGE, **changes)
+    assert_refused_before_sending(make_client, FakeSinch(), lambda c: c.send(invalid), message)
 
 
 # -- the access token ---------------------------------------------------------------------
@@ -404,13 +403,7 @@ def test_request_wide_errors_raise_without_retry(response, text, code):
     sleeps: list[float] = []
     with make_client(fake, sleeps) as client, pytest.raises(ProviderError) as caught:
         client.send(MESSAGE)
-    error = caught.value
-    assert (error.text, error.status_code, error.code, error.retryable) == (
-        text,
-        response.status_code,
-        code,
-        False,
-    )
+    assert error_fields(caught.value) == (text, response.status_code, code, False)
     assert len(fake.sends()) == 1 and sleeps == []
 
 
@@ -432,12 +425,7 @@ def test_safe_failures_are_retried_and_the_mms_sent_once(script, sleeps):
         assert client.send(MESSAGE).accepted
     assert len(fake.accepted) == 1 and len(fake.sends()) == 2
     assert len(fake.token_requests()) == 1  # the token was reused
-    (actual,) = recorded
-    (expected,) = sleeps
-    if isinstance(expected, tuple):
-        assert expected[0] <= actual <= expected[1]
-    else:
-        assert actual == expected
+    assert_sleeps(recorded, sleeps)
 
 
 @pytest.mark.parametrize(
@@ -505,3 +493,128 @@ def test_key_secret_and_token_never_reach_reprs_logs_or_errors(caplog):
         assert secret not in caplog.text
         assert secret not in str(caught.value) and secret not in repr(caught.value)
     assert caplog.records, "retries are logged"
+
+
+# -- choice, location and carousel messages ------------------------------------------------
+# Expected bodies follow the request fixtures of Sinch's Java SDK
+# (openapi-contracts/.../conversation/v1/messages/request/Send{Choice,Location,Carousel}
+# MessageRequestDto.json): the same keys and nesting, with this project's values.
+
+PLAIN = replace(MESSAGE, subject=None, media_url=None)
+YES = Choice(text="Yes", postback_data="newsletter-yes")
+LINK = Choice(text="Read one first", url="https://example.com/n")
+STORE = Location(
+    title="Main Street store", label="Open 9 to 5", latitude=47.6279809, longitude=-2.8229159
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (  # text choices and URL choices, postback_data when given
+            {"text": "Newsletter?", "choices": (YES, LINK)},
+            {
+                "choice_message": {
+                    "text_message": {"text": "Newsletter?"},
+                    "choices": [
+                        {"text_message": {"text": "Yes"}, "postback_data": "newsletter-yes"},
+                        {
+                            "url_message": {
+                                "title": "Read one first",
+                                "url": "https://example.com/n",
+                            }
+                        },
+                    ],
+                }
+            },
+        ),
+        (  # a choice message without a text
+            {"text": "", "choices": (Choice(text="No"),)},
+            {"choice_message": {"choices": [{"text_message": {"text": "No"}}]}},
+        ),
+        (  # a location: coordinates, title and label
+            {"text": "", "location": STORE},
+            {
+                "location_message": {
+                    "coordinates": {"latitude": 47.6279809, "longitude": -2.8229159},
+                    "title": "Main Street store",
+                    "label": "Open 9 to 5",
+                }
+            },
+        ),
+        (  # a label is optional
+            {"text": "", "location": STORE.model_copy(update={"label": None})},
+            {
+                "location_message": {
+                    "coordinates": {"latitude": 47.6279809, "longitude": -2.8229159},
+                    "title": "Main Street store",
+                }
+            },
+        ),
+        (  # a carousel: cards with their choices, then the outer choices
+            {
+                "text": "",
+                "carousel": (
+                    CarouselCard(
+                        title="Sneakers",
+                        description="20% off",
+                        media_url="https://cdn.example.com/a.jpg",
+                        choices=(YES,),
+                    ),
+                    CarouselCard(description="Boots"),
+                ),
+                "choices": (LINK,),
+            },
+            {
+                "carousel_message": {
+                    "cards": [
+                        {
+                            "title": "Sneakers",
+                            "description": "20% off",
+                            "media_message": {"url": "https://cdn.example.com/a.jpg"},
+                            "choices": [
+                                {"text_message": {"text": "Yes"}, "postback_data": "newsletter-yes"}
+                            ],
+                        },
+                        {"description": "Boots"},
+                    ],
+                    "choices": [
+                        {"url_message": {"title": "Read one first", "url": "https://example.com/n"}}
+                    ],
+                }
+            },
+        ),
+    ],
+)
+def test_choice_location_and_carousel_messages(changes, expected):
+    fake = FakeSinch()
+    with make_client(fake) as client:
+        assert client.send(replace(PLAIN, **changes)).accepted
+    sent = json.loads(fake.sends()[0].content)
+    assert sent["message"] == expected
+    assert sent["channel_priority_order"] == ["MMS"]  # still pinned to MMS, which transcodes
+
+
+TEN = tuple(Choice(text=f"Option {n}") for n in range(10))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"choices": (YES,), "subject": "Sale"}, "no subject"),  # a choice message has none
+        ({"choices": (YES,), "media_url": "https://x.example/a.jpg"}, "no media_url"),
+        ({"choices": (*TEN, YES)}, "11 choices; at most 10"),
+        ({"location": STORE}, "no text"),  # a location message has no text
+        ({"location": STORE, "text": "", "choices": (YES,)}, "no choices"),
+        ({"text": "", "carousel": tuple(CarouselCard(title="c") for _ in range(11))}, "10 cards"),
+        ({"text": "", "carousel": (CarouselCard(),)}, "card 1 needs"),  # an empty card
+        (
+            {"text": "", "carousel": (CarouselCard(title="c"),), "choices": TEN[:4]},
+            "at most 3",  # outer choices
+        ),
+        ({"carousel": (CarouselCard(title="c"),)}, "no text"),
+    ],
+)
+def test_invalid_rich_messages_raise_before_any_http_call(changes, message):
+    invalid = replace(PLAIN, **changes)
+    assert_refused_before_sending(make_client, FakeSinch(), lambda c: c.send(invalid), message)

@@ -20,7 +20,13 @@ from integrations.sinch_mms import (
     SinchMmsClient,
     SinchMmsCredentials,
 )
-from tests.integrations.providers import RecordingBucket, ScriptedProvider, mock_client
+from tests.integrations.providers import (
+    RecordingBucket,
+    ScriptedProvider,
+    assert_refused_before_sending,
+    assert_sleeps,
+    mock_client,
+)
 
 API_KEY = "mms-key-7c1e0f9a42"
 SERVICE_ID = "30011"
@@ -207,15 +213,8 @@ def test_base_url(base_url, expected):
     ],
 )
 def test_invalid_messages_raise_before_any_http_call(changes, message):
-    fake = FakeMms()
-    limiter = RecordingBucket()
-    with (
-        make_client(fake, rate_limiter=limiter) as client,
-        pytest.raises(ValueError, match=message),
-    ):
-        client.send(replace(MESSAGE, **changes))
-    assert fake.requests == []
-    assert limiter.calls == []
+    invalid = replace(MESSAGE, **changes)
+    assert_refused_before_sending(make_client, FakeMms(), lambda c: c.send(invalid), message)
 
 
 def test_exactly_80_ascii_subject_characters_and_1600_text_characters_are_sent():
@@ -327,12 +326,7 @@ def test_safe_failures_are_retried_and_the_mms_sent_once(script, sleeps):
     assert receipt.accepted and receipt.tracking_id == "DrXAFP-Ylpc-001"
     assert len(fake.accepted) == 1
     assert len(fake.requests) == len(script) + 1
-    assert len(recorded) == len(sleeps)
-    for actual, expected in zip(recorded, sleeps, strict=True):
-        if isinstance(expected, tuple):
-            assert expected[0] <= actual <= expected[1]
-        else:
-            assert actual == expected
+    assert_sleeps(recorded, sleeps)
 
 
 @pytest.mark.parametrize(

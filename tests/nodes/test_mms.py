@@ -115,3 +115,117 @@ def test_composition_per_customer(phone, region, attributes, failure):
         assert composed["text"] == "Hi Ann"
         assert composed["fallback_text"] == "Hi Ann, sale at https://example.com"
         assert composed["parts"] == 1 and composed["encoding"] == "GSM-7"
+
+
+# -- choices and location ------------------------------------------------------------------
+
+CHOICES = [{"text": "Yes", "postback_data": "yes"}, {"text": "Shop", "url": "https://x.io/s"}]
+LOCATION = {"title": "Main St store", "label": "Open 9 to 5", "latitude": 40.7, "longitude": -74}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"choices": []}, "at least 1"),
+        ({"choices": [{"text": f"{n}"} for n in range(11)]}, "at most 10"),  # the API's limit
+        ({"choices": [{"text": ""}]}, "at least 1 character"),
+        ({"choices": [{"text": "Shop", "url": "ftp://x.io"}]}, r"not an http\(s\) URL"),
+        ({"choices": [{"text": "Yes", "value": 1}]}, "Extra inputs"),
+        ({"location": {**LOCATION, "latitude": 91}}, "less than or equal to 90"),
+        ({"location": {**LOCATION, "longitude": -181}}, "greater than or equal to -180"),
+        ({"location": {"latitude": 1, "longitude": 1}}, "title"),
+    ],
+)
+def test_invalid_choices_and_locations_are_refused(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        node(**fields)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"choices": CHOICES}, None),
+        ({"text": "", "location": LOCATION}, None),  # a location MMS has no text
+        ({"text": ""}, ("text", "text is required")),
+        ({"location": LOCATION}, ("location", "which has no text")),
+        (
+            {"text": "", "location": LOCATION, "subject": "Sale", "choices": CHOICES},
+            ("location", "which has no subject, choices"),
+        ),
+        ({"choices": CHOICES, "subject": "Sale"}, ("choices", "no subject or media_url")),
+        (
+            {"choices": CHOICES, "media_url": "https://cdn.example.com/a.jpg"},
+            ("choices", "no subject or media_url"),
+        ),
+        (
+            {"choices": [{"text": "Hi {{ customer.first_name }}"}]},
+            ("choices.0.text", "Jinja is not supported"),
+        ),
+        (
+            {"text": "", "location": {**LOCATION, "label": "{% if x %}y{% endif %}"}},
+            ("location.label", "Jinja is not supported"),
+        ),
+        (  # the choices count towards the 1,600 characters of the text
+            {"text": "x" * 1570 + " {{ customer.first_name }}", "choices": CHOICES},
+            ("choices", "at least 1602 characters"),
+        ),
+    ],
+)
+def test_choice_and_location_problems_name_the_field(fields, problem):
+    problems = node(**fields).problems(project_settings())
+    if problem is None:
+        assert problems == []
+    else:
+        field, message = problem
+        assert any(f == field and message in m for f, m in problems), problems
+
+
+def test_the_handset_text_has_the_choices_or_the_location_as_lines():
+    assert node(choices=CHOICES).handset_text("Hi Ann") == (
+        "Hi Ann\n1. Yes\n2. Shop: https://x.io/s"
+    )
+    assert node(text="", location=LOCATION).handset_text("") == (
+        "Main St store\nOpen 9 to 5\nhttps://maps.google.com/?q=40.7,-74.0"
+    )
+
+
+# -- the sender: the Conversation API app's default -------------------------------------------
+
+NO_SENDERS = {"senders": []}
+
+
+@pytest.mark.parametrize(
+    ("api", "integration", "problem"),
+    [
+        ("sinch_conversation", None, None),  # the default MMS provider is a Conversation app
+        ("sinch_conversation", "mms", None),  # so is the node's integration
+        ("sinch_mms", None, "the project has no predefined senders"),  # every other API needs one
+        ("infobip_mms", "mms", "the project has no predefined senders"),
+    ],
+)
+def test_only_the_conversation_api_sends_without_a_sender(api, integration, problem):
+    settings = project_settings(
+        integrations={"simulator": {"type": "simulator"}, "mms": {"type": "simulator", "api": api}},
+        **NO_SENDERS,
+    )
+    problems = node(integration=integration).problems(settings)
+    senders = [message for field, message in problems if field == "sender"]
+    assert [problem in message for message in senders] == ([] if problem is None else [True])
+
+
+def test_without_a_sender_the_country_check_is_the_providers():
+    settings = project_settings(
+        integrations={"mms": {"type": "simulator", "api": "sinch_conversation"}},
+        default_sms_provider=None,
+        **NO_SENDERS,
+    )
+    scenario = parse_scenario(SCENARIO, "promo.yaml", settings)
+    promo = scenario.nodes["promo"]
+    assert promo.sender_for(settings, scenario) is None
+    [canadian, australian] = promo.compose(
+        settings,
+        scenario,
+        [item("+14165550123", "CA", first_name="Ann"), item("+61412345678", "AU", first_name="Al")],
+    )
+    assert "failure" not in canadian  # a 10DLC sender would reach CA; no sender: not checked
+    assert australian["failure"][0] == "mms_not_available"  # MMS itself stays US and CA only
