@@ -7,7 +7,7 @@ are SQLAlchemy's, with bound parameters; no SQL is ever assembled from strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,10 @@ def create_database_engine(url: str) -> Engine:
 
 def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _converted(value: Any, convert: Callable[[Any], Any] | None) -> Any:
+    return value if convert is None or value is None else convert(value)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -102,7 +106,11 @@ class Database:
     def rows(self, query: Any) -> list[dict[str, Any]]:
         """Run a read and return its rows as dicts."""
         with self.engine.connect() as connection:
-            return [dict(row) for row in connection.execute(query).mappings()]
+            result = connection.execute(query)
+            # zip over plain tuples: RowMapping per row costs more than the query on the
+            # hot reads (delivery reports, sends, campaign events).
+            keys = tuple(result.keys())
+            return [dict(zip(keys, row, strict=True)) for row in result]
 
     def first(self, query: Any) -> dict[str, Any] | None:
         rows = self.rows(query.limit(1))
@@ -207,17 +215,14 @@ class Database:
             return
         columns = tuple(rows[0])
         sql, order, converters = self._compiled_update(table, key, columns)
-        converted = [
-            {
-                name: value if convert is None or value is None else convert(value)
-                for (name, value), convert in zip(row.items(), converters, strict=True)
-            }
-            for row in rows
-        ]
+        convert = dict(zip(columns, converters, strict=True))
+        names = columns if self.is_postgres else tuple(name[1:] for name in order)
+        values = [tuple(_converted(row[name], convert[name]) for name in names) for row in rows]
         if self.is_postgres:
-            parameters: list[Any] = [{f"_{n}": v for n, v in row.items()} for row in converted]
+            bound = tuple(f"_{name}" for name in names)
+            parameters: list[Any] = [dict(zip(bound, row, strict=True)) for row in values]
         else:
-            parameters = [tuple(row[name[1:]] for name in order) for row in converted]
+            parameters = values
         connection.exec_driver_sql(sql, parameters)
 
     def _compiled_update(

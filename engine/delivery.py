@@ -16,10 +16,12 @@ code, error, comment, message parts and, for MMS, the `type` it was delivered as
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,6 +65,10 @@ def judge(
 
 def store_reports(store: Store, reports: Sequence[Any], received_at: datetime) -> int:
     """Store parsed reports (DeliveryReport objects); returns how many were new."""
+    return store.store_delivery_reports([_report_rows(reports, received_at)])[0]
+
+
+def _report_rows(reports: Sequence[Any], received_at: datetime) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         # vars(), not dataclasses.asdict: asdict deep-copies every value, and that was
@@ -70,10 +76,10 @@ def store_reports(store: Store, reports: Sequence[Any], received_at: datetime) -
         row = dict(vars(report))
         row["reported_at"] = row.pop("at")
         rows.append({**row, "received_at": received_at, "state": "pending"})
-    return store.store_delivery_reports(rows)
+    return rows
 
 
-# Webhook requests apply reports from a thread pool: one applier at a time, so two never
+# One applier at a time in a process (the webhook's report writer, a tick), so two never
 # apply the same pending report. (Several webhook processes would need the reports claimed
 # in the database, as journeys are; one process serves them today.)
 _applying = threading.Lock()
@@ -87,66 +93,95 @@ def apply_pending_reports(
         return _apply_pending(store, event_name, now, limit)
 
 
-class ReportApplier:
-    """Applies stored reports in one background thread, so a webhook request only stores
-    its reports and answers. Reports that arrive together are applied together: a few
-    large transactions instead of one per request, which is what lets the webhook keep up
-    with providers posting from many connections at once.
+class ReportWriter:
+    """The one thread that writes delivery reports in a webhook process.
 
-    `poke()` after storing; `settle()` waits until everything stored before it that can be
-    applied has been (a report still waiting for its send stays pending for later).
+    A request hands over its parsed reports and waits until they are committed (stored
+    before acknowledged). The writer stores whatever requests arrived meanwhile in one
+    transaction, answers them, then applies what is pending. One writer means no request
+    waits for another's SQLite write lock, and a burst of requests costs one commit rather
+    than one each: what lets the webhook keep up with providers posting on many
+    connections at once.
     """
+
+    # Requests stored per transaction at most: bounds how long the first one waits.
+    MAX_REQUESTS = 64
 
     def __init__(self, store: Store, event_name: str, now: Callable[[], datetime]):
         self._store, self._event_name, self._now = store, event_name, now
-        self._changed = threading.Condition()
-        self._requested = self._served = 0
-        self._closing = False
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._start = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def poke(self) -> None:
-        with self._changed:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="scenarist-report-applier", daemon=True
-                )
-                self._thread.start()
-            self._requested += 1
-            self._changed.notify_all()
+    def store(self, reports: Sequence[Any], received_at: datetime) -> Future[int]:
+        """Queue reports for storing; the future gives how many were new once committed."""
+        return self._submit(_Request(_report_rows(reports, received_at)))
 
     def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until the reports stored before this call are applied; False on timeout."""
-        with self._changed:
-            target = self._requested
-            return self._changed.wait_for(lambda: self._served >= target, timeout)
+        """Wait until the reports handed over before this call are stored and applied
+        (one still waiting for its send stays pending); False on timeout."""
+        try:
+            self._submit(_Request(None)).result(timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def close(self) -> None:
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
         if self._thread is not None:
+            self._queue.put(None)
             self._thread.join(timeout=30)
+            self._thread = None
+
+    def _submit(self, request: _Request) -> Future[int]:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="scenarist-report-writer", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(request)
+        return request.done
 
     def _run(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._requested > self._served or self._closing)
-                if self._closing and self._requested == self._served:
-                    return
-                target = self._requested
-            self._drain()
-            with self._changed:
-                self._served = target
-                self._changed.notify_all()
+            batch = [self._queue.get()]
+            while len(batch) < self.MAX_REQUESTS and not self._queue.empty():
+                batch.append(self._queue.get())
+            requests = [request for request in batch if request is not None]
+            self._store_and_apply(requests)
+            if len(requests) < len(batch):  # closing
+                return
 
-    def _drain(self) -> None:
+    def _store_and_apply(self, requests: list[_Request]) -> None:
+        writes = [request for request in requests if request.rows is not None]
+        try:
+            counts = self._store.store_delivery_reports([r.rows or [] for r in writes])
+        except Exception as exc:  # nothing stored: each request answers with the error
+            for request in writes:
+                request.done.set_exception(exc)
+            writes = []
+        else:
+            for request, count in zip(writes, counts, strict=True):
+                request.done.set_result(count)
         try:
             while True:
                 outcomes = apply_pending_reports(self._store, self._event_name, self._now())
                 if not sum(n for what, n in outcomes.items() if what != WAITING):
-                    return  # nothing left, or only reports still waiting for their sends
-        except Exception:  # stored reports are not lost: the next poke or tick applies them
+                    break  # nothing left, or only reports still waiting for their sends
+        except Exception:  # stored reports are not lost: the next request or tick applies
             logger.exception("delivery reports stored but not applied yet")
+        for request in requests:
+            if request.rows is None:
+                request.done.set_result(0)
+
+
+@dataclass
+class _Request:
+    """Reports to store (rows), or None: a marker answered once everything before it is
+    stored and applied."""
+
+    rows: list[dict[str, Any]] | None
+    done: Future[int] = field(default_factory=Future)
 
 
 def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> Counter:

@@ -96,7 +96,7 @@ def run_demo(folder: Path, console: Console) -> int:
 
         console.rule("5. delivery reports, posted back to the webhook server")
         simulator.settle_reports()
-        app.state.report_applier.settle()
+        app.state.report_writer.settle()
         show_status("welcome", settings=settings_file)
 
         console.rule("6. two-way: three customers text STOP, HELP and JOIN to our number")

@@ -110,6 +110,7 @@ class Store:
         self.url = url
         self.db = Database(url)
         self.engine = self.db.engine
+        self._trigger_events: dict[tuple[str, str], frozenset[str | None]] = {}
 
     @property
     def is_postgres(self) -> bool:
@@ -270,10 +271,15 @@ class Store:
         wanted = set(event_types)
         found = []
         for record in self.scenario_records(status="running"):
-            definition = self.scenario_definition(record["id"], record["version"])
-            for node in definition.get("nodes", []):
-                if node.get("type") == "trigger" and node.get("event") in wanted:
-                    found.append(record["id"])
+            version = (record["id"], record["version"])
+            # A version never changes, so its trigger events are read once per process.
+            if version not in self._trigger_events:
+                nodes = self.scenario_definition(*version).get("nodes", [])
+                self._trigger_events[version] = frozenset(
+                    node.get("event") for node in nodes if node.get("type") == "trigger"
+                )
+            if self._trigger_events[version] & wanted:
+                found.append(record["id"])
         return found
 
     def last_event_id(self) -> int:
@@ -733,10 +739,13 @@ class Store:
         )
 
     def campaign_events_for(self, send_keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The campaign event tracked for each send key (its enqueue event)."""
+        """The properties of the campaign event tracked for each send key (its enqueue
+        event), as {"properties": ...}: what later events of the send copy."""
         if not send_keys:
             return {}
-        query = select(CAMPAIGN_EVENTS).where(self.db.in_(CAMPAIGN_EVENTS.c.send_key, send_keys))
+        query = select(CAMPAIGN_EVENTS.c.send_key, CAMPAIGN_EVENTS.c.properties).where(
+            self.db.in_(CAMPAIGN_EVENTS.c.send_key, send_keys)
+        )
         return {row["send_key"]: row for row in self.db.rows(query)}
 
     def campaign_event_for(self, send_key: str) -> dict[str, Any] | None:
@@ -754,11 +763,14 @@ class Store:
 
     # -- delivery reports ------------------------------------------------------------
 
-    def store_delivery_reports(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Store reports; a duplicate (same dedupe key) is stored once. Returns how many
-        were new."""
+    def store_delivery_reports(self, batches: Sequence[Sequence[dict[str, Any]]]) -> list[int]:
+        """Store batches of reports (one per webhook request) in one transaction; a
+        duplicate (same dedupe key) is stored once. Returns how many of each were new."""
         with self.engine.begin() as connection:
-            return self.db.insert_ignoring_conflicts(connection, REPORTS, rows, count=True) or 0
+            return [
+                self.db.insert_ignoring_conflicts(connection, REPORTS, rows, count=True) or 0
+                for rows in batches
+            ]
 
     def pending_delivery_reports(self, limit: int) -> list[dict[str, Any]]:
         return self.db.rows(

@@ -18,6 +18,7 @@ sends, and its inbound messages' keyword replies are sent (`engine/inbound.py`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from fastapi import BackgroundTasks, FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from engine.clicks import click_router
-from engine.delivery import ReportApplier, store_reports
+from engine.delivery import ReportWriter
 from engine.errors import InputError
 from engine.inbound import read_text_parts, receive_inbound, send_replies
 from engine.runtime import utc_now
@@ -87,17 +88,17 @@ def create_webhook_app(
     password = config.secret(config.basic_auth_password_env)
     reply_gateways = gateways or GatewayPool(settings)
     text_parts = http or httpx.Client(follow_redirects=True)
-    applier = ReportApplier(store, settings.campaign_event_name, now)
+    reports_writer = ReportWriter(store, settings.campaign_event_name, now)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        applier.close()
+        reports_writer.close()
         reply_gateways.close()
         text_parts.close()
 
     app = FastAPI(title="Scenarist webhooks", version="1", lifespan=lifespan)
-    app.state.report_applier = applier  # `settle()` it to wait for reports to be applied
+    app.state.report_writer = reports_writer  # `settle()` it to wait for reports applied
     app.include_router(click_router(settings, store, now))
 
     async def trigger(event_types: set[str]) -> list[str]:
@@ -175,10 +176,9 @@ def create_webhook_app(
 
     async def receive_reports(reports: list[DeliveryReport]) -> Response:
         received = now()
-        new = await run_in_threadpool(store_reports, store, reports, received)
-        # Stored: the provider may forget it now. The applier applies it after the answer;
-        # a report whose send is not recorded yet stays pending for a later pass or tick.
-        applier.poke()
+        # Answered once committed: the provider may forget them then. The writer applies
+        # them next; a report whose send is not recorded yet stays pending for later.
+        new = await asyncio.wrap_future(reports_writer.store(reports, received))
         return Response(
             orjson.dumps({"received": len(reports), "new": new}), 200, media_type="application/json"
         )

@@ -94,9 +94,12 @@ class SmsGateway(Protocol):
 class _ClientGateway:
     """A gateway over one provider client: its integration's name, the client, close()."""
 
-    def __init__(self, name: str, client: Any):
+    def __init__(self, name: str, client: Any, callback_url: str | None = None):
         self.name = name
         self.client = client
+        # Where the provider posts this integration's delivery reports; None: where the
+        # account is set up to post them.
+        self.callback_url = callback_url
 
     def close(self) -> None:
         self.client.close()
@@ -104,10 +107,6 @@ class _ClientGateway:
 
 class SinchSmsGateway(_ClientGateway):
     """Sinch SMS (and the simulator playing it): body and parameters as they are."""
-
-    def __init__(self, name: str, client: SinchSmsClient, callback_url: str | None = None):
-        super().__init__(name, client)
-        self.callback_url = callback_url
 
     def send(
         self, key: str, payload: dict[str, Any], *, reconcile: bool = False
@@ -141,7 +140,9 @@ class InfobipSmsGateway(_ClientGateway):
             InfobipMessage(sender=sender, destinations=destinations, text=text)
             for text, destinations in by_text.items()
         ]
-        results = self.client.send(messages, bulk_id=key, reconcile=reconcile)
+        results = self.client.send(
+            messages, bulk_id=key, reconcile=reconcile, report_url=self.callback_url
+        )
         return DispatchOutcome(key, _refusals(results))
 
 
@@ -163,7 +164,9 @@ class InfobipMmsGateway(_ClientGateway):
             fallback_text=None if payload["fallback_disabled"] else payload["fallback_text"],
         )
         try:
-            results = self.client.send([message], bulk_id=key, reconcile=reconcile)
+            results = self.client.send(
+                [message], bulk_id=key, reconcile=reconcile, report_url=self.callback_url
+            )
         except ValueError as exc:
             raise ProviderError(str(exc), code=INVALID_MESSAGE) from exc
         return DispatchOutcome(key, _refusals(results))
@@ -282,6 +285,9 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
     limit = TokenBucket(integration.rate_limit, burst=max(1.0, integration.rate_limit / 10))
     simulated = isinstance(integration, SimulatorIntegration)
     api = integration_api(integration)
+    public = settings.webhooks.public_url
+    # Delivery reports come back to our webhook server when it has a public URL.
+    callback = f"{public.rstrip('/')}/webhooks/{api}" if public else None
     if api == "sinch_sms":
         credentials = (
             SinchSmsCredentials(
@@ -297,12 +303,7 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
                 base_url=integration.base_url,
             )
         )
-        callback = settings.webhooks.public_url
-        return SinchSmsGateway(
-            name,
-            SinchSmsClient(credentials, rate_limiter=limit),
-            callback_url=f"{callback.rstrip('/')}/webhooks/sinch_sms" if callback else None,
-        )
+        return SinchSmsGateway(name, SinchSmsClient(credentials, rate_limiter=limit), callback)
     if api in ("infobip_sms", "infobip_mms"):
         infobip = (
             InfobipCredentials(base_url=integration.url, api_key=SecretStr(SIMULATOR_INFOBIP_KEY))
@@ -310,8 +311,8 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
             else InfobipCredentials(base_url=integration.base_url, api_key=integration.api_key())
         )
         if api == "infobip_sms":
-            return InfobipSmsGateway(name, InfobipSmsClient(infobip, rate_limiter=limit))
-        return InfobipMmsGateway(name, InfobipMmsClient(infobip, rate_limiter=limit))
+            return InfobipSmsGateway(name, InfobipSmsClient(infobip, rate_limiter=limit), callback)
+        return InfobipMmsGateway(name, InfobipMmsClient(infobip, rate_limiter=limit), callback)
     if api == "sinch_mms":
         mms = (
             SinchMmsCredentials(

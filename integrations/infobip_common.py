@@ -108,12 +108,17 @@ def _is_e164(number: str) -> bool:
 
 
 def build_request(
-    messages: Sequence[M], bulk_id: str, content: Callable[[int, M], dict[str, Any]]
+    messages: Sequence[M],
+    bulk_id: str,
+    content: Callable[[int, M], dict[str, Any]],
+    report_url: str | None = None,
 ) -> dict[str, Any]:
     """The JSON body both APIs take: `messages[]` with `sender`, `destinations` and the
-    fields `content(i, message)` returns, and `options.schedule.bulkId`. Raises ValueError
-    on a request this client will not send (Infobip would refuse it, or it could not be
-    made exactly-once); `content` raises it for its own fields."""
+    fields `content(i, message)` returns, `webhooks.delivery.url` when `report_url` is
+    given (else the account's configured URL gets the reports), and
+    `options.schedule.bulkId`. Raises ValueError on a request this client will not send
+    (Infobip would refuse it, or it could not be made exactly-once); `content` raises it
+    for its own fields."""
     if not messages:
         raise ValueError("a request needs at least one message")
     if not bulk_id:
@@ -150,6 +155,8 @@ def build_request(
                 raise ValueError(f"messageId {message_id!r} is used twice in one request")
             seen.add(message_id)
             destinations.append({"to": number[1:], "messageId": message_id})
+        if report_url is not None:
+            fields["webhooks"] = {"delivery": {"url": report_url}}
         body.append({"sender": message.sender, "destinations": destinations, **fields})
     return {"messages": body, "options": {"schedule": {"bulkId": bulk_id}}}
 

@@ -161,10 +161,12 @@ def _content(i: int, message: InfobipMmsMessage) -> dict[str, Any]:
     return {"content": content} if options is None else {"content": content, "options": options}
 
 
-def build_mms_payload(messages: list[InfobipMmsMessage], bulk_id: str) -> dict[str, Any]:
+def build_mms_payload(
+    messages: list[InfobipMmsMessage], bulk_id: str, report_url: str | None = None
+) -> dict[str, Any]:
     """The JSON body of `POST /mms/2/messages`; raises ValueError on a request this client
     will not send (Infobip would refuse it, or it could not be made exactly-once)."""
-    return build_request(messages, bulk_id, _content)
+    return build_request(messages, bulk_id, _content, report_url)
 
 
 # -- client ---------------------------------------------------------------------------------
@@ -174,12 +176,18 @@ class InfobipMmsClient(InfobipClient):
     """Sends MMS through one Infobip account; see the module docstring for retries."""
 
     def send(
-        self, messages: list[InfobipMmsMessage], *, bulk_id: str, reconcile: bool = False
+        self,
+        messages: list[InfobipMmsMessage],
+        *,
+        bulk_id: str,
+        reconcile: bool = False,
+        report_url: str | None = None,
     ) -> list[DestinationResult]:
         """Send every destination exactly once; one result per destination, in order.
+        Delivery reports go to `report_url` when given.
 
         `reconcile` changes nothing: resending is always safe because Infobip refuses a
         messageId it already accepted (see the module docstring).
         """
-        payload = build_mms_payload(messages, bulk_id)
+        payload = build_mms_payload(messages, bulk_id, report_url)
         return self._send(SEND_PATH, payload, messages, bulk_id)

@@ -75,10 +75,12 @@ def _content(i: int, message: InfobipMessage) -> dict[str, Any]:
     return {"content": {"text": message.text}}
 
 
-def build_messages_payload(messages: list[InfobipMessage], bulk_id: str) -> dict[str, Any]:
+def build_messages_payload(
+    messages: list[InfobipMessage], bulk_id: str, report_url: str | None = None
+) -> dict[str, Any]:
     """The JSON body of `POST /sms/3/messages`; raises ValueError on a request this client
     will not send (and Infobip would refuse or could not make exactly-once)."""
-    payload = build_request(messages, bulk_id, _content)
+    payload = build_request(messages, bulk_id, _content, report_url)
     payload["options"]["includeSmsCountInResponse"] = True
     return payload
 
@@ -87,12 +89,18 @@ class InfobipSmsClient(InfobipClient):
     """Sends SMS through one Infobip account; see the module docstring for retries."""
 
     def send(
-        self, messages: list[InfobipMessage], *, bulk_id: str, reconcile: bool = False
+        self,
+        messages: list[InfobipMessage],
+        *,
+        bulk_id: str,
+        reconcile: bool = False,
+        report_url: str | None = None,
     ) -> list[DestinationResult]:
         """Send every destination exactly once; one result per destination, in order.
+        Delivery reports go to `report_url` when given.
 
         `reconcile` changes nothing: resending is always safe because Infobip refuses a
         messageId it already accepted (see the module docstring).
         """
-        payload = build_messages_payload(messages, bulk_id)
+        payload = build_messages_payload(messages, bulk_id, report_url)
         return self._send(SEND_PATH, payload, messages, bulk_id)

@@ -8,19 +8,21 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from engine.delivery import judge
+from engine.delivery import ReportWriter, judge
 from engine.runtime import Runtime, launch, tick_scenario, utc_now
 from engine.scenario import parse_scenario
 from engine.settings import Settings
 from engine.webhooks import create_webhook_app, serving_in_background
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.server import SimulatorProcess, free_port
+from integrations.webhooks.reports import DeliveryReport
 from tests.conftest import NOW, project_settings
 
 HELLO = """
@@ -114,7 +116,7 @@ def run(sqlite_store, settings, simulator, scenario_text: str, app: FastAPI) -> 
     launch(runtime, scenario, utc_now())
     tick_scenario(runtime, scenario.id)
     simulator.settle_reports(10)
-    assert app.state.report_applier.settle(10)
+    assert app.state.report_writer.settle(10)
     runtime.gateways.close()
 
 
@@ -276,3 +278,47 @@ def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_stor
     assert other.json()["scenarios"] == [] and len(ticks) == 1
     stored = sqlite_store.events_after("cart_abandoned", 0, 10)
     assert [(e["customer_id"], e["properties"]) for e in stored] == [("c0", {"total": 30})]
+
+
+def _report(n: int, status: str = "delivered") -> DeliveryReport:
+    return DeliveryReport(
+        provider="infobip_sms",
+        dedupe_key=f"infobip_sms/m{n}/{status}",
+        send_key=f"k{n}",
+        dispatch_key=None,
+        recipient="+12022000000",
+        status=status,
+        type=None,
+        parts=1,
+        status_code="5",
+        error="DELIVERED_TO_HANDSET",
+        comment=None,
+        at=NOW,
+    )
+
+
+def test_the_report_writer_stores_concurrent_requests_together_and_once(sqlite_store):
+    writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(writer.store, [_report(n), _report(n + 1)], NOW) for n in range(40)]
+        counts = [future.result().result(10) for future in futures]
+    # Requests n and n+1 overlap by one report: each report is stored once, whoever came first.
+    assert sum(counts) == 41
+    assert writer.store([_report(0)], NOW).result(10) == 0  # a re-posted duplicate
+    assert writer.settle(10)
+    # No send matches these reports: they stay pending, kept for later.
+    assert len(sqlite_store.pending_delivery_reports(100)) == 41
+    writer.close()
+
+
+def test_a_failed_store_answers_the_request_with_the_error_and_stores_nothing(
+    sqlite_store, monkeypatch
+):
+    writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
+    real = sqlite_store.store_delivery_reports
+    monkeypatch.setattr(sqlite_store, "store_delivery_reports", lambda batches: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        writer.store([_report(1)], NOW).result(10)
+    monkeypatch.setattr(sqlite_store, "store_delivery_reports", real)
+    assert writer.store([_report(1)], NOW).result(10) == 1  # the writer goes on
+    writer.close()

@@ -87,3 +87,35 @@ def test_infobip_refuses_a_request_it_will_not_build_as_a_whole():
         InfobipMmsGateway("mms", client).send("dispatch-1", {**PAYLOAD, "sender": None})
     assert (caught.value.code, caught.value.retryable) == ("sender_missing", False)
     assert requests == []
+
+
+@pytest.mark.parametrize("api", ["infobip_sms", "infobip_mms", "sinch_sms"])
+def test_delivery_reports_are_asked_for_at_the_public_webhook_url(api):
+    from engine.settings import Settings
+    from integrations.gateways import open_gateway
+
+    settings = Settings.model_validate(
+        {
+            "integrations": {"provider": {"type": "simulator", "api": api}},
+            "default_sms_provider": None,
+            "webhooks": {"public_url": "https://hooks.example.com/"},
+        }
+    )
+    gateway = open_gateway(settings, "provider")
+    assert gateway.callback_url == f"https://hooks.example.com/webhooks/{api}"
+    without = open_gateway(Settings(default_sms_provider=None), "simulator")
+    assert without.callback_url is None
+    gateway.close()
+    without.close()
+
+
+def test_infobip_messages_carry_the_report_url():
+    from integrations.infobip_sms import InfobipMessage, build_messages_payload
+
+    message = InfobipMessage("InfoSMS", [("+41793026727", "MSG-1")], "Hi")
+    [with_url] = build_messages_payload([message], "b1", "https://h.example/webhooks/infobip_sms")[
+        "messages"
+    ]
+    assert with_url["webhooks"] == {"delivery": {"url": "https://h.example/webhooks/infobip_sms"}}
+    [without] = build_messages_payload([message], "b1")["messages"]
+    assert "webhooks" not in without
