@@ -216,13 +216,17 @@ class WebhookSettings(_Strict):
     With `sinch_signing_secret_env` set, Sinch SMS and Conversation API callbacks must
     carry a valid HMAC signature; with `basic_auth_username` and
     `basic_auth_password_env` set, Infobip, Sinch MMS and Conversation API callbacks must
-    carry those credentials. Left unset, callbacks are not authenticated (local use).
+    carry those credentials; with `token_env` set, they may carry that secret token
+    instead, as `?token=...` in the callback URL or an `X-Scenarist-Token` header (for
+    accounts that can send neither signatures nor credentials; callback URLs we send,
+    Infobip's, carry it). Left unset, callbacks are not authenticated (local use).
     """
 
     public_url: str | None = None  # e.g. https://hooks.example.com, sent as callback URLs
     sinch_signing_secret_env: str | None = None
     basic_auth_username: str | None = None
     basic_auth_password_env: str | None = None
+    token_env: str | None = None
     max_body_bytes: int = Field(default=1_000_000, gt=0)
 
     def secret(self, env: str | None) -> str | None:

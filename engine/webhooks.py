@@ -42,7 +42,11 @@ from engine.store import Store
 from integrations.gateways import GatewayPool
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
 from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
-from integrations.webhooks.security import verify_basic_auth, verify_sinch_signature
+from integrations.webhooks.security import (
+    verify_basic_auth,
+    verify_sinch_signature,
+    verify_token,
+)
 
 logger = logging.getLogger("scenarist.webhooks")
 
@@ -86,6 +90,7 @@ def create_webhook_app(
     config = settings.webhooks
     signing_secret = config.secret(config.sinch_signing_secret_env)
     password = config.secret(config.basic_auth_password_env)
+    token = config.secret(config.token_env)
     reply_gateways = gateways or GatewayPool(settings)
     text_parts = http or httpx.Client(follow_redirects=True)
     reports_writer = ReportWriter(store, settings.campaign_event_name, now)
@@ -113,11 +118,15 @@ def create_webhook_app(
         signed = provider == "sinch_sms" or "x-sinch-webhook-signature" in request.headers
         if provider in SIGNED and signing_secret is not None and signed:
             return verify_sinch_signature(signing_secret, body, request.headers, now=time.time())
-        if provider in BASIC_AUTH and config.basic_auth_username and password is not None:
-            return verify_basic_auth(
-                request.headers.get("authorization"), config.basic_auth_username, password
-            )
-        return True
+        basic = config.basic_auth_username is not None and password is not None
+        if provider not in BASIC_AUTH or not (basic or token is not None):
+            return True
+        given = request.query_params.get("token") or request.headers.get("x-scenarist-token")
+        if token is not None and given is not None:
+            return verify_token(given, token)
+        return basic and verify_basic_auth(
+            request.headers.get("authorization"), config.basic_auth_username or "", password or ""
+        )
 
     @app.get("/health")
     async def health() -> dict[str, str]:

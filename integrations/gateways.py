@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from pydantic import SecretStr
 
@@ -285,9 +286,7 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
     limit = TokenBucket(integration.rate_limit, burst=max(1.0, integration.rate_limit / 10))
     simulated = isinstance(integration, SimulatorIntegration)
     api = integration_api(integration)
-    public = settings.webhooks.public_url
-    # Delivery reports come back to our webhook server when it has a public URL.
-    callback = f"{public.rstrip('/')}/webhooks/{api}" if public else None
+    callback = _callback_url(settings, api)
     if api == "sinch_sms":
         credentials = (
             SinchSmsCredentials(
@@ -348,6 +347,17 @@ def open_gateway(settings: Settings, name: str) -> SmsGateway:
         )
     )
     return OneByOneMmsGateway(name, SinchConversationClient(conversation, rate_limiter=limit))
+
+
+def _callback_url(settings: Settings, api: str) -> str | None:
+    """Where this API's delivery reports come back: our webhook server, when it has a
+    public URL (with the secret token, when callbacks authenticate with one)."""
+    public = settings.webhooks.public_url
+    if public is None:
+        return None
+    url = f"{public.rstrip('/')}/webhooks/{api}"
+    token = settings.webhooks.secret(settings.webhooks.token_env)
+    return f"{url}?{urlencode({'token': token})}" if token else url
 
 
 class GatewayPool:

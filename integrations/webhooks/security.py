@@ -1,5 +1,6 @@
-"""Webhook authentication: Sinch callback signatures and HTTP Basic credentials (Infobip,
-Conversation). Pure functions; every comparison of a secret is constant-time."""
+"""Webhook authentication: Sinch callback signatures, HTTP Basic credentials and a secret
+token (Infobip, Sinch MMS, Conversation). Pure functions; every comparison of a secret is
+constant-time."""
 
 from __future__ import annotations
 
@@ -70,3 +71,8 @@ def verify_basic_auth(header: str | None, username: str, password: str) -> bool:
     user_ok = hmac.compare_digest(user, username.encode())
     password_ok = hmac.compare_digest(secret, password.encode())
     return user_ok and password_ok
+
+
+def verify_token(given: str | None, token: str) -> bool:
+    """Whether a callback carries the secret token (in its URL or a header)."""
+    return given is not None and hmac.compare_digest(given.encode(), token.encode())

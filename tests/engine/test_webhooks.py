@@ -322,3 +322,51 @@ def test_a_failed_store_answers_the_request_with_the_error_and_stores_nothing(
     monkeypatch.setattr(sqlite_store, "store_delivery_reports", real)
     assert writer.store([_report(1)], NOW).result(10) == 1  # the writer goes on
     writer.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "status"),
+    [
+        ("?token=s3cret", {}, 200),  # the token in the callback URL
+        ("", {"x-scenarist-token": "s3cret"}, 200),  # or in a header
+        ("?token=wrong", {}, 401),
+        ("", {}, 401),  # none at all
+        ("", {"authorization": "Basic aW5mb2JpcDpwYXNz"}, 200),  # infobip:pass still works
+        ("?token=wrong", {"authorization": "Basic aW5mb2JpcDpwYXNz"}, 401),  # a wrong token
+    ],
+)
+def test_callbacks_may_authenticate_with_a_secret_token(
+    sqlite_store, monkeypatch, query, headers, status
+):
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    monkeypatch.setenv("HOOK_PASSWORD", "pass")
+    settings = project_settings(
+        webhooks={
+            "token_env": "HOOK_TOKEN",
+            "basic_auth_username": "infobip",
+            "basic_auth_password_env": "HOOK_PASSWORD",
+        }
+    )
+    client = TestClient(create_webhook_app(settings, sqlite_store))
+    body = {"results": [{"messageId": "m1", "to": "12022000000", "status": _DELIVERED}]}
+    answer = client.post(f"/webhooks/infobip_sms{query}", json=body, headers=headers)
+    assert answer.status_code == status, answer.text
+    assert len(sqlite_store.pending_delivery_reports(10)) == (status == 200)
+
+
+_DELIVERED = {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"}
+
+
+def test_callback_urls_we_send_carry_the_token(monkeypatch):
+    from integrations.gateways import open_gateway
+
+    monkeypatch.setenv("HOOK_TOKEN", "s3 cret")
+    settings = project_settings(
+        integrations={"infobip": {"type": "simulator", "api": "infobip_sms"}},
+        default_sms_provider="infobip",
+        default_mms_provider=None,
+        webhooks={"public_url": "https://hooks.example.com", "token_env": "HOOK_TOKEN"},
+    )
+    gateway = open_gateway(settings, "infobip")
+    assert gateway.callback_url == "https://hooks.example.com/webhooks/infobip_sms?token=s3+cret"
+    gateway.close()
