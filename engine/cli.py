@@ -312,7 +312,9 @@ def inbound(
             text if len(text) <= 40 else text[:39] + "…",
             message["keyword"] or "",
             ", ".join(message["customer_ids"]) or "unknown",
-            message["reply_state"] or "",
+            f"repeats {message['repeat_of']}"
+            if message["repeat_of"]
+            else message["reply_state"] or "",
         )
     console.print(table)
 
@@ -625,29 +627,40 @@ def webhooks(
     host: str = "127.0.0.1",
     port: int = 8080,
 ) -> None:
-    """Run the webhook server that receives the providers' delivery reports."""
+    """Run the webhook server: delivery reports and inbound messages from the providers,
+    short-link clicks, customer events."""
     import uvicorn
 
+    console.print(
+        f"webhooks on http://{host}:{port}/webhooks/<provider>, short links on /l/<code>, "
+        "events on /events"
+    )
+    uvicorn.run(_webhook_app(settings), host=host, port=port, log_level="warning")
+
+
+def _webhook_app(settings: Path | None) -> Any:
     from engine.store import Store
     from engine.webhooks import create_webhook_app, request_tick_run
 
     project = _settings(settings)
-    console.print(f"webhooks on http://{host}:{port}/webhooks/<provider>, events on /events")
-    webhook_app = create_webhook_app(
+    return create_webhook_app(
         project,
         Store(project.database_url),
         on_events=request_tick_run(_settings_arg(settings)),
     )
-    uvicorn.run(webhook_app, host=host, port=port, log_level="warning")
 
 
 @app.command()
 def serve(
     settings: SettingsOption = None,
     interval: Annotated[int, typer.Option(help="Seconds between ticks.")] = 60,
+    webhooks_port: Annotated[
+        int, typer.Option(help="Port of the webhook server; 0: do not start it.")
+    ] = 8080,
 ) -> None:
     """Serve the tick deployment, and one cron deployment per running scheduled scenario,
-    from this process without a worker (what prefect.yaml deploys to a work pool)."""
+    from this process without a worker (what prefect.yaml deploys to a work pool), and the
+    webhook server beside them."""
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 
@@ -671,7 +684,14 @@ def serve(
             )
     runtime.close()
     console.print(f"serving {len(deployments)} deployments; Ctrl+C stops")
-    prefect_serve(*deployments)
+    if not webhooks_port:
+        prefect_serve(*deployments)
+        return
+    from engine.webhooks import serving_in_background
+
+    with serving_in_background(_webhook_app(settings), "127.0.0.1", webhooks_port) as url:
+        console.print(f"webhooks on {url}/webhooks/<provider>, short links on {url}/l/<code>")
+        prefect_serve(*deployments)
 
 
 @app.command()

@@ -9,7 +9,10 @@ For each inbound message a provider posts (`integrations.webhooks.inbound` parse
 3. it becomes a customer event (`keywords.inbound_event`) of each of those customers, so
    it can trigger a scenario;
 4. a keyword with an answer (STOP, START, HELP, the project's auto-responses) gets a
-   reply from the number the customer wrote to. The reply's intent is written with the
+   reply from the number the customer wrote to. The same keyword message again from the
+   same phone within a minute, with no other keyword between, is stored but not acted on
+   twice: the Conversation API delivers an MMS of three images captioned STOP as three
+   messages, and the customer asked once. The reply's intent is written with the
    rest, in one transaction, and sent after the webhook is acknowledged, through the same
    exactly-once path as campaign sends; it is tracked as a campaign event under the
    `keyword-replies` id and its delivery reports are applied like any other.
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("scenarist.inbound")
 
+# The same keyword message from the same phone within this, with no other between, is the
+# same request (see the module docstring).
+REPEAT_WINDOW = timedelta(minutes=1)
 # A reply intent unanswered for this long was left by a sender that died; the tick
 # sends it (a live webhook process sends its replies within a second or two).
 ABANDONED_AFTER = timedelta(minutes=1)
@@ -86,8 +92,10 @@ def plan_inbound(
     customer_ids: Sequence[str],
     settings: Settings,
     received_at: datetime,
+    repeat_of: str | None = None,
 ) -> InboundEffects:
-    """The rows one new inbound message writes (pure: no I/O)."""
+    """The rows one new inbound message writes (pure: no I/O). `repeat_of` names the
+    message this one repeats: its keyword changes no consent and gets no reply."""
     keywords = settings.keywords
     match = match_keyword(message.texts, keywords.table())
     at = message.at or received_at
@@ -99,7 +107,7 @@ def plan_inbound(
         "provider": message.provider,
     }
     consent_changes = []
-    if match is not None and match.family in ("stop", "start"):
+    if match is not None and match.family in ("stop", "start") and repeat_of is None:
         consent_changes = [
             {
                 "customer_id": customer_id,
@@ -127,7 +135,11 @@ def plan_inbound(
         | {"at": at}
         for customer_id in customer_ids
     ]
-    dispatch, send = _reply(message, match, customer_ids, settings, received_at)
+    dispatch, send = (
+        _reply(message, match, customer_ids, settings, received_at)
+        if repeat_of is None
+        else (None, None)
+    )
     record = {
         "provider": message.provider,
         "message_id": message.message_id,
@@ -142,6 +154,7 @@ def plan_inbound(
         "keyword_family": match.family if match else None,
         "customer_ids": list(customer_ids),
         "reply_key": send["key"] if send else None,
+        "repeat_of": repeat_of,
         "at": message.at,
         "received_at": received_at,
     }
@@ -242,10 +255,12 @@ def receive_inbound(
                 fresh.setdefault(key, message)  # a copy within one request counts once
         phones = {m.sender for m in fresh.values() if m.sender}
         customers = store.customers_by_phone(phones) if phones else {}
-        effects = [
-            plan_inbound(m, customers.get(m.sender or "", []), settings, received_at)
-            for m in fresh.values()
-        ]
+        latest = store.latest_keywords(phones, received_at - REPEAT_WINDOW) if phones else {}
+        effects = []
+        for message in fresh.values():
+            repeat_of = _repeats(message, latest, settings)
+            ids = customers.get(message.sender or "", [])
+            effects.append(plan_inbound(message, ids, settings, received_at, repeat_of))
         try:
             store.record_inbound(
                 [e.message for e in effects],
@@ -267,6 +282,23 @@ def receive_inbound(
             event_types={event["type"] for e in effects for event in e.events},
         )
     raise AssertionError("unreachable")
+
+
+def _repeats(
+    message: InboundMessage, latest: dict[str, tuple[str, list[str], str]], settings: Settings
+) -> str | None:
+    """The id of the message this one repeats, if any (the one acted on); notes this one
+    as its phone's latest keyword message."""
+    match = match_keyword(message.texts, settings.keywords.table())
+    if match is None or message.sender is None:
+        return None
+    texts = list(message.texts)
+    earlier = latest.get(message.sender)
+    repeat_of = (
+        earlier[2] if earlier is not None and earlier[:2] == (match.keyword, texts) else None
+    )
+    latest[message.sender] = (match.keyword, texts, repeat_of or message.message_id)
+    return repeat_of
 
 
 def send_replies(

@@ -241,7 +241,10 @@ class InboundMessageRecord(SQLModel, table=True):
     what it did: the keyword it carried, the customers it came from, the reply it got."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (UniqueConstraint("provider", "message_id", name="uq_inbound_message"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "message_id", name="uq_inbound_message"),
+        Index("ix_inbound_messages_sender", "sender", "received_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     provider: str
     message_id: str
@@ -256,6 +259,8 @@ class InboundMessageRecord(SQLModel, table=True):
     keyword_family: str | None = None  # stop | start | help | custom
     customer_ids: list[str] = _json(list)
     reply_key: str | None = None  # the reply's send key
+    # The message this one repeats (the same keyword a moment before): not acted on again.
+    repeat_of: str | None = None
     at: datetime | None = _instant(nullable=True)
     received_at: datetime = _instant()
 

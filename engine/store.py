@@ -900,6 +900,23 @@ class Store:
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
             self.db.insert_ignoring_conflicts(connection, SENDS, sends)
 
+    def latest_keywords(
+        self, phones: Iterable[str], since: datetime
+    ) -> dict[str, tuple[str, list[str], str]]:
+        """Per phone, its latest keyword message received since `since`: (keyword, text
+        parts, the id of the message acted on: its own, or the one it repeats)."""
+        acted_on = func.coalesce(INBOUND.c.repeat_of, INBOUND.c.message_id).label("acted_on")
+        rows = self.db.rows(
+            select(INBOUND.c.sender, INBOUND.c.keyword, INBOUND.c.texts, acted_on)
+            .where(
+                self.db.in_(INBOUND.c.sender, list(phones)),
+                INBOUND.c.received_at >= since,
+                INBOUND.c.keyword.is_not(None),
+            )
+            .order_by(INBOUND.c.id)
+        )
+        return {row["sender"]: (row["keyword"], row["texts"], row["acted_on"]) for row in rows}
+
     def inbound_messages(self, limit: int = 50) -> list[dict[str, Any]]:
         """The latest inbound messages, newest first, each with its reply's `reply_state`
         (pending, enqueued, enqueue_failed, or None when none was due)."""

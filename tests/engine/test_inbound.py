@@ -446,3 +446,53 @@ def test_the_simulator_posts_inbound_messages_and_gets_the_reply(
 def _family(keyword: str) -> tuple[str, str]:
     families = {"STOP": "stop", "HELP": "help", "INFO": "help", "JOIN": "custom"}
     return families[keyword], keyword
+
+
+# -- one request, however many messages it arrives as ------------------------------------------
+
+
+def card(message_id: str, texts: tuple[str, ...] = ("STOP",)) -> InboundMessage:
+    """One of the media cards the Conversation API posts for one captioned MMS."""
+    return replace(
+        STOP, provider="sinch_conversation", message_id=message_id, channel="mms", texts=texts
+    )
+
+
+def test_an_mms_arriving_as_several_messages_is_acted_on_once(store):
+    customers(store, "c1")
+    project = settings()
+    first = receive_inbound(store, project, [card("m1"), card("m2")], NOW)
+    third = receive_inbound(store, project, [card("m3")], NOW + timedelta(seconds=2))
+    assert (first.new, third.new) == (2, 1)
+    assert len(first.replies) == 1 and third.replies == []  # one answer
+    keyword_changes = [c for c in store.consent_history("c1") if c["source"] == "keyword"]
+    assert len(keyword_changes) == 1  # one ledger entry
+    repeats = {m["message_id"]: m["repeat_of"] for m in store.inbound_messages()}
+    assert repeats == {"m1": None, "m2": "m1", "m3": "m1"}
+    assert len(store.events_after("inbound_message", 0, 10)) == 3  # every message an event
+
+
+@pytest.mark.parametrize(
+    ("later", "gap", "acted"),
+    [
+        (("STOP",), timedelta(minutes=2), True),  # a minute later: asked again
+        (("STOP please",), timedelta(seconds=5), True),  # another text: another request
+        (("HELP",), timedelta(seconds=5), True),  # another keyword
+    ],
+)
+def test_what_is_not_a_repeat(store, later, gap, acted):
+    customers(store, "c1")
+    receive_inbound(store, settings(), [card("m1")], NOW)
+    result = receive_inbound(store, settings(), [card("m2", later)], NOW + gap)
+    assert bool(result.replies) == acted
+
+
+def test_stop_start_stop_within_a_minute_ends_revoked(store):
+    customers(store, "c1")
+    for n, word in enumerate(("STOP", "START", "STOP")):
+        receive_inbound(store, settings(), [card(f"m{n}", (word,))], NOW + timedelta(seconds=n))
+    assert store.consented(["c1"], "sms_marketing") == set()
+    keyword_changes = [
+        c["granted"] for c in store.consent_history("c1") if c["source"] == "keyword"
+    ]
+    assert keyword_changes == [False, True, False]
