@@ -301,8 +301,9 @@ def inbound(
 ) -> None:
     """The latest inbound messages: keyword, customers and the reply each got."""
     table = Table(title="Inbound messages, newest first", title_justify="left")
-    for column in ("received", "from", "to", "text", "keyword", "customers", "reply"):
-        table.add_column(column, overflow="fold")
+    for column in ("at", "from", "to", "text", "keyword", "customers", "reply"):
+        # In a narrow terminal the text and lists fold; times, phones and states stay whole.
+        table.add_column(column, no_wrap=column in ("at", "from", "to", "reply"), overflow="fold")
     for message in _store(settings).inbound_messages(limit):
         text = " | ".join(message["texts"]) or ", ".join(message["media"]) or ""
         table.add_row(

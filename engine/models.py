@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -217,7 +217,16 @@ class DeliveryReportRecord(SQLModel, table=True):
     `note`)."""
 
     __tablename__ = "delivery_reports"
-    __table_args__ = (Index("ix_delivery_reports_state", "state", "id"),)
+    # Only pending reports are looked for, so only they are indexed: applying one takes
+    # it out of the index instead of moving it inside.
+    __table_args__ = (
+        Index(
+            "ix_delivery_reports_pending",
+            "id",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     provider: str
     dedupe_key: str = Field(unique=True)

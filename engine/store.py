@@ -18,6 +18,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -773,9 +774,10 @@ class Store:
             ]
 
     def pending_delivery_reports(self, limit: int) -> list[dict[str, Any]]:
-        return self.db.rows(
-            select(REPORTS).where(REPORTS.c.state == "pending").order_by(REPORTS.c.id).limit(limit)
-        )
+        # The literal (a constant, not input) matches the partial index's condition, which
+        # a bound parameter would not.
+        pending = REPORTS.c.state == literal_column("'pending'")
+        return self.db.rows(select(REPORTS).where(pending).order_by(REPORTS.c.id).limit(limit))
 
     def sends_for_reports(self, reports: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         """The send each report is about, by report id: by its send key, or by the dispatch
