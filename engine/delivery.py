@@ -31,6 +31,7 @@ logger = logging.getLogger("scenarist.delivery")
 
 REPORT_WINDOW = timedelta(days=4)
 WAITING = "waiting for its send"
+TOO_LATE = "reported more than 4 days after dispatch: not tracked"
 FINAL_STATUSES = frozenset({"delivered", "failed", "rejected"})
 # The seeds' list of countries whose operators send no SMS delivery reports (ISO 3166).
 NO_DELIVERY_REPORT_COUNTRIES = frozenset(
@@ -55,7 +56,7 @@ def judge(
 ) -> Verdict:
     """Whether a report changes its send (pure; the rules in the module docstring)."""
     if received_at - dispatched_at > REPORT_WINDOW:
-        return Verdict(False, "reported more than 4 days after dispatch: not tracked")
+        return Verdict(False, TOO_LATE)
     if current_status in FINAL_STATUSES:
         return Verdict(False, f"the send already has a final status ({current_status})")
     if report_status not in FINAL_STATUSES and current_status is not None:
@@ -203,6 +204,8 @@ def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> 
         if not verdict.apply:
             resolutions.append((report["id"], "ignored", verdict.note))
             outcomes["ignored"] += 1
+            if verdict.note == TOO_LATE:
+                logger.info("delivery report %s for %s: %s", report["id"], send["key"], TOO_LATE)
             continue
         send_updates[send["key"]] = report["status"]
         resolutions.append((report["id"], "applied", None))

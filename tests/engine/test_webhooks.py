@@ -9,6 +9,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -370,3 +371,44 @@ def test_callback_urls_we_send_carry_the_token(monkeypatch):
     gateway = open_gateway(settings, "infobip")
     assert gateway.callback_url == "https://hooks.example.com/webhooks/infobip_sms?token=s3+cret"
     gateway.close()
+
+
+def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlite_store, caplog):
+    from engine.delivery import apply_pending_reports, store_reports
+
+    dispatched = NOW - timedelta(days=5)
+    sqlite_store.record_sends(
+        [
+            {
+                "key": "k1",
+                "scenario_id": "hello",
+                "node_id": "greet",
+                "customer_id": "c1",
+                "journey_id": 1,
+                "phone": "+12022000000",
+                "state": "enqueued",
+                "created_at": dispatched,
+                "tracked": False,
+            }
+        ]
+    )
+    sqlite_store.track_campaign_events(
+        [
+            {
+                "name": "campaign",
+                "customer_id": "c1",
+                "scenario_id": "hello",
+                "status": "enqueued",
+                "send_key": "k1",
+                "timestamp": dispatched,
+                "properties": {"action_type": "sms", "status": "enqueued"},
+            }
+        ]
+    )
+    store_reports(sqlite_store, [replace(_report(1), send_key="k1")], NOW)
+    with caplog.at_level("INFO", logger="scenarist.delivery"):
+        outcomes = apply_pending_reports(sqlite_store, "campaign", NOW)
+    assert outcomes == {"ignored": 1}
+    assert "not tracked" in caplog.text
+    assert statuses(sqlite_store, "hello") == {"enqueued": 1}  # no delivered event
+    assert sqlite_store.pending_delivery_reports(10) == []  # kept, with the reason
