@@ -71,7 +71,8 @@ def now() -> datetime:
 def print_report(report: Report) -> None:
     table = Table(title=report.title, title_justify="left")
     for index, column in enumerate(report.columns):
-        table.add_column(column, justify="right" if index == len(report.columns) - 1 else "left")
+        numbers = report.rows and all(isinstance(row[index], int) for row in report.rows)
+        table.add_column(column, justify="right" if numbers else "left")
     for row in report.rows:
         table.add_row(*(str(value) for value in row))
     console.print(table)

@@ -8,7 +8,7 @@ are SQLAlchemy's, with bound parameters; no SQL is ever assembled from strings.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,18 @@ def create_database_engine(url: str) -> Engine:
 
 def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+_BUCKET_TEXT = {"minute": 16, "hour": 13, "day": 10}  # "YYYY-MM-DD HH:MM", "... HH", "..."
+
+
+def bucket_start(value: Any) -> datetime:
+    """A `Database.time_bucket` value as an aware UTC instant."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC)
+    text = str(value)
+    padded = text + {10: " 00:00", 13: ":00", 16: ""}[len(text)]
+    return datetime.fromisoformat(padded).replace(tzinfo=UTC)
 
 
 def _converted(value: Any, convert: Callable[[Any], Any] | None) -> Any:
@@ -131,6 +143,14 @@ class Database:
             func.json_each(bindparam(name, value=json_dumps(values)))
         )
         return column.in_(members.scalar_subquery())
+
+    def time_bucket(self, column: Any, unit: str) -> Any:
+        """`column` (a UTC instant) cut to its `unit` ("minute", "hour", "day"). PostgreSQL
+        truncates the timestamp; SQLite keeps instants as ISO text, so a prefix of it is
+        the bucket ("2026-11-22 03:41"), which `bucket_start` reads back."""
+        if self.is_postgres:
+            return func.date_trunc(unit, column)
+        return func.substr(column, 1, _BUCKET_TEXT[unit])
 
     def insert(self, table: Table) -> Any:
         """An INSERT that can take ON CONFLICT clauses in this dialect."""

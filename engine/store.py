@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from engine.database import Database
+from engine.database import Database, bucket_start
 from engine.models import (
     CampaignEvent,
     Consent,
@@ -731,6 +731,39 @@ class Store:
                 .order_by(CAMPAIGN_EVENTS.c.status)
             )
             return [(row[0], row[1], row[2]) for row in rows]
+
+    def campaign_event_span(self, scenario_id: str) -> tuple[datetime, datetime] | None:
+        """The first and last campaign event times of one scenario (tests left out)."""
+        with self.engine.connect() as connection:
+            first, last = connection.execute(
+                select(
+                    func.min(CAMPAIGN_EVENTS.c.timestamp), func.max(CAMPAIGN_EVENTS.c.timestamp)
+                ).where(
+                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
+                    CAMPAIGN_EVENTS.c.test.is_(False),
+                )
+            ).one()
+        if first is None:
+            return None
+        return bucket_start(first), bucket_start(last)
+
+    def campaign_event_timeline(
+        self, scenario_id: str, unit: str
+    ) -> list[tuple[datetime, str, int]]:
+        """(bucket start, status, events) per `unit` ("minute", "hour", "day") of one
+        scenario's campaign events, in time order (tests left out)."""
+        bucket = self.db.time_bucket(CAMPAIGN_EVENTS.c.timestamp, unit).label("bucket")
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(bucket, CAMPAIGN_EVENTS.c.status, func.count())
+                .where(
+                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
+                    CAMPAIGN_EVENTS.c.test.is_(False),
+                )
+                .group_by(bucket, CAMPAIGN_EVENTS.c.status)
+                .order_by(bucket)
+            )
+            return [(bucket_start(row[0]), row[1], row[2]) for row in rows]
 
     def campaign_events(self, scenario_id: str) -> list[dict[str, Any]]:
         return self.db.rows(
