@@ -243,9 +243,15 @@ def _change_consent(customer: str, category: str, granted: bool, settings: Path 
     from engine.store import Store
 
     store = Store(project.database_url)
-    if store.customer(customer) is None:
+    record = store.customer(customer)
+    if record is None:
         errors.print(f"[red]error[/red] no customer '{customer}'")
         raise typer.Exit(2)
+    phone = record["phone"]
+    if granted and phone and store.opted_out_phones([phone], category):
+        console.print(
+            f"note: {phone} texted STOP; nobody with it is sent {category} until it texts START"
+        )
     store.change_consents(
         [
             {

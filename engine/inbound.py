@@ -5,7 +5,9 @@ For each inbound message a provider posts (`integrations.webhooks.inbound` parse
 2. its text parts are scanned for a keyword (`engine.keywords`): a STOP-family keyword
    revokes the project's keyword consent category for every customer with that phone, a
    START-family one restores it, each as a ledger entry whose source is the keyword, the
-   phone, our number, the message id and the time;
+   phone, our number, the message id and the time. The phone itself is also opted out
+   until it texts START: a customer who gets that phone later, or whose consent collected
+   before the STOP is imported after it, is not sent that category either;
 3. it becomes a customer event (`keywords.inbound_event`) of each of those customers, so
    it can trigger a scenario;
 4. a keyword with an answer (STOP, START, HELP, the project's auto-responses) gets a
@@ -60,6 +62,7 @@ class InboundEffects:
 
     message: dict[str, Any]
     consent_changes: list[dict[str, Any]] = field(default_factory=list)
+    phone_change: dict[str, Any] | None = None  # STOP or START by this phone, for everyone
     events: list[dict[str, Any]] = field(default_factory=list)
     dispatch: dict[str, Any] | None = None
     send: dict[str, Any] | None = None
@@ -107,7 +110,16 @@ def plan_inbound(
         "provider": message.provider,
     }
     consent_changes = []
+    phone_change = None
     if match is not None and match.family in ("stop", "start") and repeat_of is None:
+        if message.sender is not None:
+            phone_change = {
+                "phone": message.sender,
+                "category": keywords.consent_category,
+                "opted_out": match.family == "stop",
+                "message_id": message.message_id,
+                "at": at,
+            }
         consent_changes = [
             {
                 "customer_id": customer_id,
@@ -158,7 +170,7 @@ def plan_inbound(
         "at": message.at,
         "received_at": received_at,
     }
-    return InboundEffects(record, consent_changes, events, dispatch, send)
+    return InboundEffects(record, consent_changes, phone_change, events, dispatch, send)
 
 
 def _reply(
@@ -268,6 +280,7 @@ def receive_inbound(
                 [event for e in effects for event in e.events],
                 [e.dispatch for e in effects if e.dispatch],
                 [e.send for e in effects if e.send],
+                [e.phone_change for e in effects if e.phone_change],
             )
         except IntegrityError:
             # Another request stored one of these meanwhile: nothing was written; the

@@ -1,6 +1,7 @@
 """The engine's tables. SQLModel declares them; hot paths use SQLAlchemy Core on them.
 
 customers ─┬─ consents (current grant per category) + consent_changes (the ledger)
+           │   phone_opt_outs (phones that texted STOP, whoever has them)
            ├─ customer_events (drive event triggers)
            └─ journeys (one row per customer per scenario entry: where it is, when it is due)
                 └─ sends (one row per message decision, keyed by the send key)
@@ -81,6 +82,19 @@ class ConsentChange(SQLModel, table=True):
     source: str
     at: datetime = _instant()
     details: dict[str, Any] = _json()
+
+
+class PhoneOptOut(SQLModel, table=True):
+    """A phone that texted STOP, per consent category, until it texts START: no customer
+    with that phone is sent that category, whatever their own consent says (an import of
+    consent collected before the STOP cannot undo it). The inbound messages keep the
+    history."""
+
+    __tablename__ = "phone_opt_outs"
+    phone: str = Field(primary_key=True)
+    category: str = Field(primary_key=True)
+    message_id: str  # the STOP
+    at: datetime = _instant()
 
 
 class CustomerEvent(SQLModel, table=True):

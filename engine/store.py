@@ -35,6 +35,7 @@ from engine.models import (
     Dispatch,
     InboundMessageRecord,
     Journey,
+    PhoneOptOut,
     ScenarioRecord,
     ScenarioVersion,
     Send,
@@ -54,6 +55,7 @@ SENDS: Table = Send.__table__  # type: ignore[assignment]
 CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
 REPORTS: Table = DeliveryReportRecord.__table__  # type: ignore[assignment]
 INBOUND: Table = InboundMessageRecord.__table__  # type: ignore[assignment]
+OPT_OUTS: Table = PhoneOptOut.__table__  # type: ignore[assignment]
 SHORT_LINKS: Table = ShortLink.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
@@ -251,6 +253,16 @@ class Store:
                 )
             )
             return {row.customer_id for row in rows}
+
+    def opted_out_phones(self, phones: Iterable[str], category: str) -> set[str]:
+        """The phones among `phones` that texted STOP for `category` and not START since."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(OPT_OUTS.c.phone).where(
+                    self.db.in_(OPT_OUTS.c.phone, list(phones)), OPT_OUTS.c.category == category
+                )
+            )
+            return set(rows.scalars())
 
     def consent_history(self, customer_id: str) -> list[dict[str, Any]]:
         return self.db.rows(
@@ -920,16 +932,26 @@ class Store:
         events: Sequence[dict[str, Any]],
         dispatches: Sequence[dict[str, Any]],
         sends: Sequence[dict[str, Any]],
+        phone_changes: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Inbound messages and all they cause, in one transaction: consent changes,
-        customer events, and the replies' intents (sent after). A message received
-        meanwhile by another request breaks its unique key and rolls everything back."""
+        """Inbound messages and all they cause, in one transaction: consent changes, phone
+        opt-outs (`opted_out` True: STOP, False: START), customer events, and the replies'
+        intents (sent after). A message received meanwhile by another request breaks its
+        unique key and rolls everything back."""
         if not messages:
             return
         with self.engine.begin() as connection:
             connection.execute(insert(INBOUND), list(messages))
             if consent_changes:
                 self._write_consents(connection, consent_changes)
+            for change in phone_changes:  # a few per request, in order: STOP then START
+                key = (OPT_OUTS.c.phone == change["phone"]) & (
+                    OPT_OUTS.c.category == change["category"]
+                )
+                connection.execute(OPT_OUTS.delete().where(key))
+                if change["opted_out"]:
+                    row = {k: change[k] for k in ("phone", "category", "message_id", "at")}
+                    connection.execute(insert(OPT_OUTS), [row])
             if events:
                 connection.execute(insert(EVENTS), list(events))
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)

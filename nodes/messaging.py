@@ -164,8 +164,15 @@ class MessageNode(NodeConfig):
         category = ctx.scenario.settings.consent_category
         fresh = [item for item in items if "resumed" not in item.notes]
         granted = ctx.store.consented([item.customer_id for item in fresh], category)
-        refused = [item for item in fresh if item.customer_id not in granted]
-        return self._suppress(ctx, items, refused, f"no consent: {category}")
+        phones = {item.phone for item in fresh if item.phone}
+        stopped = ctx.store.opted_out_phones(phones, category) if phones else set()
+        refused = []
+        for item in fresh:
+            if item.customer_id not in granted:
+                refused.append((item, f"no consent: {category}"))
+            elif item.phone in stopped:
+                refused.append((item, f"the phone texted STOP: {category}"))
+        return self._suppress(ctx, items, refused)
 
     def apply_frequency_policy(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         name = ctx.scenario.settings.frequency_policy
@@ -183,7 +190,7 @@ class MessageNode(NodeConfig):
                 over.append(item)
             else:
                 sent[item.customer_id] = sent.get(item.customer_id, 0) + 1
-        return self._suppress(ctx, items, over, f"frequency policy: {name}")
+        return self._suppress(ctx, items, [(item, f"frequency policy: {name}") for item in over])
 
     def apply_silent_hours(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         rule = ctx.scenario.silent_hours(ctx.settings)
@@ -336,20 +343,22 @@ class MessageNode(NodeConfig):
         }
 
     def _suppress(
-        self, ctx: NodeContext, items: list[JourneyItem], refused: list[JourneyItem], reason: str
+        self, ctx: NodeContext, items: list[JourneyItem], refused: list[tuple[JourneyItem, str]]
     ) -> StepResult:
+        """Record each refused customer's message as not sent, with its reason; they go on
+        to the next node, the others stay in the batch."""
         if not refused:
             return StepResult(items)
         ctx.store.record_sends(
             [
                 self._send_row(ctx, item, "suppressed", reason=reason, tracked=True)
-                for item in refused
+                for item, reason in refused
             ]
         )
-        refused_ids = {id(item) for item in refused}
+        refused_ids = {id(item) for item, _ in refused}
         return StepResult(
             [item for item in items if id(item) not in refused_ids],
-            [Move(item, "next") for item in refused],
+            [Move(item, "next") for item, _ in refused],
         )
 
     def _send_row(self, ctx: NodeContext, item: JourneyItem, state: str, **values: Any) -> dict:

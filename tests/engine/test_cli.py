@@ -168,3 +168,17 @@ def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_pa
     assert history.exit_code == 0, history.output
     assert "revoked" in history.output and "keyword" in history.output
     assert "keyword=STOP" in history.output
+
+
+def test_granting_consent_to_a_phone_that_texted_stop_says_it_still_holds(settings_file, tmp_path):
+    from engine.inbound import receive_inbound
+    from tests.engine.test_inbound import NOW, STOP
+
+    people = tmp_path / "people.jsonl"
+    people.write_text('{"id": "c1", "phone": "+12125550199"}\n')
+    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
+    project = load_settings(settings_file)
+    receive_inbound(Store(project.database_url), project, [STOP], NOW)
+    granted = invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file)
+    assert granted.exit_code == 0
+    assert "texted STOP" in granted.output and "until it texts START" in granted.output

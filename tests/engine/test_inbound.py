@@ -496,3 +496,30 @@ def test_stop_start_stop_within_a_minute_ends_revoked(store):
         c["granted"] for c in store.consent_history("c1") if c["source"] == "keyword"
     ]
     assert keyword_changes == [False, True, False]
+
+
+# -- a phone that texted STOP, whoever has it ---------------------------------------------------
+
+
+def test_a_phone_that_texted_stop_is_not_sent_to_until_it_texts_start(store):
+    from engine.runtime import launch, tick_scenario
+    from engine.scenario import parse_scenario
+    from tests.engine.test_runtime import HELLO, FakeSinch, make_runtime
+
+    stranger = replace(STOP, sender="+12025550001")  # no customer has this phone yet
+    receive_inbound(store, settings(), [stranger], NOW)
+    assert store.opted_out_phones(["+12025550001", PHONE], "sms_marketing") == {"+12025550001"}
+
+    # Later the phone's owner is imported, with consent collected before the STOP.
+    sinch = FakeSinch()
+    runtime = make_runtime(store, sinch)
+    customers(store, "c1", phone="+12025550001")
+    scenario = parse_scenario(HELLO, "hello.yaml", runtime.settings)
+    launch(runtime, scenario, NOW)
+    tick_scenario(runtime, scenario.id, now=lambda: NOW)
+    assert sinch.texts() == {}  # not sent
+    assert store.suppression_counts("test") == [("the phone texted STOP: sms_marketing", 1)]
+
+    start = replace(stranger, message_id="again", texts=("START",))
+    receive_inbound(store, settings(), [start], NOW + timedelta(minutes=5))
+    assert store.opted_out_phones(["+12025550001"], "sms_marketing") == set()
