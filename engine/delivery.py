@@ -66,10 +66,11 @@ def judge(
 
 def store_reports(store: Store, reports: Sequence[Any], received_at: datetime) -> int:
     """Store parsed reports (DeliveryReport objects); returns how many were new."""
-    return store.store_delivery_reports([_report_rows(reports, received_at)])[0]
+    return store.store_delivery_reports([report_rows(reports, received_at)])[0]
 
 
-def _report_rows(reports: Sequence[Any], received_at: datetime) -> list[dict[str, Any]]:
+def report_rows(reports: Sequence[Any], received_at: datetime) -> list[dict[str, Any]]:
+    """Parsed reports (DeliveryReport objects) as rows of the delivery_reports table."""
     rows = []
     for report in reports:
         # vars(), not dataclasses.asdict: asdict deep-copies every value, and that was
@@ -116,7 +117,7 @@ class ReportWriter:
 
     def store(self, reports: Sequence[Any], received_at: datetime) -> Future[int]:
         """Queue reports for storing; the future gives how many were new once committed."""
-        return self._submit(_Request(_report_rows(reports, received_at)))
+        return self._submit(_Request(report_rows(reports, received_at)))
 
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until the reports handed over before this call are stored and applied
@@ -155,20 +156,28 @@ class ReportWriter:
 
     def _store_and_apply(self, requests: list[_Request]) -> None:
         writes = [request for request in requests if request.rows is not None]
+        batches = [request.rows or [] for request in writes]
+        waiting = True
         try:
-            counts = self._store.store_delivery_reports([r.rows or [] for r in writes])
-        except Exception as exc:  # nothing stored: each request answers with the error
-            for request in writes:
-                request.done.set_exception(exc)
-            writes = []
-        else:
-            for request, count in zip(writes, counts, strict=True):
-                request.done.set_result(count)
+            counts, outcomes = store_and_apply(self._store, batches, self._event_name, self._now())
+            waiting = bool(outcomes[WAITING])
+        except Exception:
+            # Nothing was written. Store them as they came, to be applied apart: a report
+            # that cannot be applied must still be stored and acknowledged.
+            logger.exception("delivery reports could not be applied on arrival")
+            try:
+                counts = self._store.store_delivery_reports(batches)
+            except Exception as exc:  # nothing stored: each request answers with the error
+                for request in writes:
+                    request.done.set_exception(exc)
+                writes, counts = [], []
+        for request, count in zip(writes, counts, strict=True):
+            request.done.set_result(count)
         try:
-            while True:
+            while waiting:
                 outcomes = apply_pending_reports(self._store, self._event_name, self._now())
-                if not sum(n for what, n in outcomes.items() if what != WAITING):
-                    break  # nothing left, or only reports still waiting for their sends
+                # Done when nothing is left, or only reports still waiting for their sends.
+                waiting = bool(sum(n for what, n in outcomes.items() if what != WAITING))
         except Exception:  # stored reports are not lost: the next request or tick applies
             logger.exception("delivery reports stored but not applied yet")
         for request in requests:
@@ -185,36 +194,85 @@ class _Request:
     done: Future[int] = field(default_factory=Future)
 
 
-def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> Counter:
-    outcomes: Counter[str] = Counter()
-    reports = store.pending_delivery_reports(limit)
-    if not reports:
-        return outcomes
+@dataclass
+class _Decisions:
+    """What a batch of reports does: each report's state (None: still waiting for its
+    send) and note, the sends' new delivery statuses, the campaign events to append."""
+
+    states: list[tuple[str | None, str | None]] = field(default_factory=list)
+    send_updates: dict[str, str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+def _decide(
+    store: Store, reports: Sequence[dict[str, Any]], event_name: str, now: datetime
+) -> _Decisions:
+    """Match reports to their sends and judge each, in order (the rules above)."""
     sends = store.sends_for_reports(reports)
-    enqueue_events = store.campaign_events_for([send["key"] for send in sends.values()])
-    resolutions, send_updates, events = [], {}, []
-    for report in reports:
-        send = sends.get(report["id"])
+    enqueue_events = store.campaign_events_for([send["key"] for send in sends if send])
+    decided = _Decisions()
+    for report, send in zip(reports, sends, strict=True):
         if send is None or send["key"] not in enqueue_events:
             # Early: the send (or its enqueue event) is not recorded yet; matched later.
-            outcomes[WAITING] += 1
+            decided.states.append((None, None))
+            decided.outcomes[WAITING] += 1
             continue
-        current = send_updates.get(send["key"], send["delivery_status"])
+        current = decided.send_updates.get(send["key"], send["delivery_status"])
         verdict = judge(report["status"], current, send["created_at"], report["received_at"])
         if not verdict.apply:
-            resolutions.append((report["id"], "ignored", verdict.note))
-            outcomes["ignored"] += 1
+            decided.states.append(("ignored", verdict.note))
+            decided.outcomes["ignored"] += 1
             if verdict.note == TOO_LATE:
-                logger.info("delivery report %s for %s: %s", report["id"], send["key"], TOO_LATE)
+                logger.info("delivery report for %s: %s", send["key"], TOO_LATE)
             continue
-        send_updates[send["key"]] = report["status"]
-        resolutions.append((report["id"], "applied", None))
-        outcomes[report["status"]] += 1
+        decided.send_updates[send["key"]] = report["status"]
+        decided.states.append(("applied", None))
+        decided.outcomes[report["status"]] += 1
         if report["status"] in FINAL_STATUSES:
             enqueued = enqueue_events[send["key"]]
-            events.append(_campaign_event(enqueued, event_name, send, report, now))
-    store.apply_delivery_reports(resolutions, send_updates, events)
-    return outcomes
+            decided.events.append(_campaign_event(enqueued, event_name, send, report, now))
+    return decided
+
+
+def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> Counter:
+    reports = store.pending_delivery_reports(limit)
+    if not reports:
+        return Counter()
+    decided = _decide(store, reports, event_name, now)
+    resolutions = [
+        (report["id"], state, note)
+        for report, (state, note) in zip(reports, decided.states, strict=True)
+        if state is not None
+    ]
+    store.apply_delivery_reports(resolutions, decided.send_updates, decided.events)
+    return decided.outcomes
+
+
+def store_and_apply(
+    store: Store, batches: Sequence[Sequence[dict[str, Any]]], event_name: str, now: datetime
+) -> tuple[list[int], Counter]:
+    """Store batches of report rows (one per request) and apply the new ones, in one
+    transaction: each new report goes in already applied, ignored, or pending when its
+    send is not recorded yet, so none is read back. Returns how many of each batch were
+    new, and the outcomes. Holds the applier lock: one applier at a time."""
+    with _applying:
+        seen = store.stored_report_keys({row["dedupe_key"] for rows in batches for row in rows})
+        fresh, counts = [], []
+        for rows in batches:
+            before = len(fresh)
+            for row in rows:
+                if row["dedupe_key"] not in seen:  # stored already, or twice in this batch
+                    seen.add(row["dedupe_key"])
+                    fresh.append(row)
+            counts.append(len(fresh) - before)
+        decided = _decide(store, fresh, event_name, now)
+        rows = [
+            {**row, "state": state or "pending", "note": note}
+            for row, (state, note) in zip(fresh, decided.states, strict=True)
+        ]
+        store.record_delivery_reports(rows, decided.send_updates, decided.events)
+        return counts, decided.outcomes
 
 
 def _campaign_event(

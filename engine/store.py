@@ -824,9 +824,35 @@ class Store:
         pending = REPORTS.c.state == literal_column("'pending'")
         return self.db.rows(select(REPORTS).where(pending).order_by(REPORTS.c.id).limit(limit))
 
-    def sends_for_reports(self, reports: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-        """The send each report is about, by report id: by its send key, or by the dispatch
-        key and recipient (Sinch SMS reports name the request and the number)."""
+    def stored_report_keys(self, dedupe_keys: Iterable[str]) -> set[str]:
+        """The dedupe keys among `dedupe_keys` of reports already stored."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(REPORTS.c.dedupe_key).where(
+                    self.db.in_(REPORTS.c.dedupe_key, list(dedupe_keys))
+                )
+            )
+            return set(rows.scalars())
+
+    def record_delivery_reports(
+        self,
+        rows: Sequence[dict[str, Any]],
+        send_statuses: dict[str, str],
+        events: Sequence[dict[str, Any]],
+    ) -> None:
+        """New reports, already decided (state applied, ignored or pending), with their
+        sends' delivery statuses and campaign events, in one transaction. A report stored
+        meanwhile by someone else rolls it all back (its event would be doubled)."""
+        with self.engine.begin() as connection:
+            inserted = self.db.insert_ignoring_conflicts(connection, REPORTS, rows, count=True)
+            if inserted != len(rows):
+                raise RuntimeError("delivery reports were stored concurrently; nothing applied")
+            self._apply_reports(connection, [], send_statuses, events)
+
+    def sends_for_reports(self, reports: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """The send each report is about (None when not recorded), in the order of
+        `reports`: by its send key, or by the dispatch key and recipient (Sinch SMS reports
+        name the request and the number)."""
         columns = [
             SENDS.c[name]
             for name in (
@@ -853,14 +879,11 @@ class Store:
             query = select(*columns).where(self.db.in_(SENDS.c.dispatch_key, dispatches))
             for send in self.db.rows(query):
                 by_dispatch[(send["dispatch_key"], send["phone"])] = send
-        matched = {}
-        for report in reports:
-            send = by_key.get(report["send_key"]) or by_dispatch.get(
-                (report["dispatch_key"], report["recipient"])
-            )
-            if send is not None:
-                matched[report["id"]] = send
-        return matched
+        return [
+            by_key.get(report["send_key"])
+            or by_dispatch.get((report["dispatch_key"], report["recipient"]))
+            for report in reports
+        ]
 
     def apply_delivery_reports(
         self,
@@ -871,19 +894,28 @@ class Store:
         """Mark reports applied or ignored, set their sends' delivery status and append
         their campaign events, in one transaction."""
         with self.engine.begin() as connection:
-            self.db.update_many(
-                connection,
-                REPORTS,
-                "id",
-                [{"id": i, "state": state, "note": note} for i, state, note in resolutions],
-            )
-            self.db.update_many(
-                connection,
-                SENDS,
-                "key",
-                [{"key": k, "delivery_status": status} for k, status in send_statuses.items()],
-            )
-            self.db.bulk_insert(connection, CAMPAIGN_EVENTS, events)
+            self._apply_reports(connection, resolutions, send_statuses, events)
+
+    def _apply_reports(
+        self,
+        connection: Connection,
+        resolutions: Sequence[tuple[int, str, str | None]],
+        send_statuses: dict[str, str],
+        events: Sequence[dict[str, Any]],
+    ) -> None:
+        self.db.update_many(
+            connection,
+            REPORTS,
+            "id",
+            [{"id": i, "state": state, "note": note} for i, state, note in resolutions],
+        )
+        self.db.update_many(
+            connection,
+            SENDS,
+            "key",
+            [{"key": k, "delivery_status": status} for k, status in send_statuses.items()],
+        )
+        self.db.bulk_insert(connection, CAMPAIGN_EVENTS, events)
 
     def delivery_counts(self, scenario_id: str, silent_regions: frozenset[str]) -> dict[str, int]:
         """Enqueued sends of a scenario by what their delivery reports said, with those to

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from engine.delivery import ReportWriter, judge
+from engine.delivery import WAITING, ReportWriter, judge
 from engine.runtime import Runtime, launch, tick_scenario, utc_now
 from engine.scenario import parse_scenario
 from engine.settings import Settings
@@ -316,12 +316,29 @@ def test_a_failed_store_answers_the_request_with_the_error_and_stores_nothing(
     sqlite_store, monkeypatch
 ):
     writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
-    real = sqlite_store.store_delivery_reports
-    monkeypatch.setattr(sqlite_store, "store_delivery_reports", lambda batches: 1 / 0)
+    failing = {
+        name: getattr(sqlite_store, name)
+        for name in ("record_delivery_reports", "store_delivery_reports")
+    }
+    for name in failing:
+        monkeypatch.setattr(sqlite_store, name, lambda *args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         writer.store([_report(1)], NOW).result(10)
-    monkeypatch.setattr(sqlite_store, "store_delivery_reports", real)
+    assert sqlite_store.pending_delivery_reports(10) == []
+    for name, real in failing.items():
+        monkeypatch.setattr(sqlite_store, name, real)
     assert writer.store([_report(1)], NOW).result(10) == 1  # the writer goes on
+    writer.close()
+
+
+def test_reports_that_cannot_be_applied_on_arrival_are_still_stored_and_answered(
+    sqlite_store, monkeypatch
+):
+    writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
+    monkeypatch.setattr(sqlite_store, "record_delivery_reports", lambda *args: 1 / 0)
+    assert writer.store([_report(1), _report(2)], NOW).result(10) == 2
+    assert writer.settle(10)
+    assert len(sqlite_store.pending_delivery_reports(10)) == 2  # kept, applied later
     writer.close()
 
 
@@ -412,3 +429,60 @@ def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlit
     assert "not tracked" in caplog.text
     assert statuses(sqlite_store, "hello") == {"enqueued": 1}  # no delivered event
     assert sqlite_store.pending_delivery_reports(10) == []  # kept, with the reason
+
+
+def _sent(store, *keys: str) -> None:
+    """Enqueued, tracked sends `keys`, as the send path leaves them."""
+    store.record_sends(
+        [
+            {
+                "key": key,
+                "scenario_id": "hello",
+                "node_id": "greet",
+                "customer_id": f"c-{key}",
+                "journey_id": 1,
+                "phone": "+12022000000",
+                "state": "enqueued",
+                "created_at": NOW,
+                "tracked": False,
+            }
+            for key in keys
+        ]
+    )
+    store.track_campaign_events(
+        [
+            {
+                "name": "campaign",
+                "customer_id": f"c-{key}",
+                "scenario_id": "hello",
+                "status": "enqueued",
+                "send_key": key,
+                "timestamp": NOW,
+                "properties": {"action_type": "sms", "status": "enqueued", "team": "growth"},
+            }
+            for key in keys
+        ]
+    )
+
+
+def test_reports_are_applied_on_arrival_once_each(sqlite_store):
+    from engine.delivery import report_rows, store_and_apply
+
+    _sent(sqlite_store, "k1", "k2")
+    pending = replace(_report(1, "intermediate"), send_key="k1")
+    delivered = replace(_report(1), send_key="k1")
+    failed = replace(_report(2, "failed"), send_key="k2")
+    early = replace(_report(3), send_key="k3")  # its send is not recorded yet
+    first = report_rows([pending, delivered, delivered], NOW)  # a copy in the same request
+    second = report_rows([delivered, failed, early], NOW)  # a copy across requests
+    counts, outcomes = store_and_apply(sqlite_store, [first, second], "campaign", NOW)
+    assert counts == [2, 2]
+    assert outcomes == {"intermediate": 1, "delivered": 1, "failed": 1, WAITING: 1}
+    events = [e for e in sqlite_store.campaign_events("hello") if e["status"] != "enqueued"]
+    assert sorted(e["status"] for e in events) == ["delivered", "failed"]
+    assert all(e["properties"]["team"] == "growth" for e in events)
+    [waiting] = sqlite_store.pending_delivery_reports(10)
+    assert waiting["send_key"] == "k3"
+    # Posted again later: nothing new, nothing doubled.
+    again, _ = store_and_apply(sqlite_store, [report_rows([delivered], NOW)], "campaign", NOW)
+    assert again == [0] and len(sqlite_store.campaign_events("hello")) == 4
