@@ -85,7 +85,7 @@ def health() -> dict:
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
 DESIGNS = {
-    "engine (stored, applied in batches)": SERVER,
+    "engine (one writer: stored and applied in batches)": SERVER,
     "naive (one transaction per report)": NAIVE_SERVER,
 }
 

@@ -99,11 +99,12 @@ class ReportWriter:
     """The one thread that writes delivery reports in a webhook process.
 
     A request hands over its parsed reports and waits until they are committed (stored
-    before acknowledged). The writer stores whatever requests arrived meanwhile in one
-    transaction, answers them, then applies what is pending. One writer means no request
-    waits for another's SQLite write lock, and a burst of requests costs one commit rather
-    than one each: what lets the webhook keep up with providers posting on many
-    connections at once.
+    before acknowledged). The writer takes whatever requests arrived meanwhile and stores
+    and applies their reports in one transaction (`store_and_apply`), then answers them;
+    reports still waiting for their sends are applied by later passes or the tick. One
+    writer means no request waits for another's SQLite write lock, and a burst of requests
+    costs one commit rather than one each: what lets the webhook keep up with providers
+    posting on many connections at once.
     """
 
     # Requests stored per transaction at most: bounds how long the first one waits.
