@@ -429,6 +429,10 @@ def tick_scenario(
         for version, journeys in by_version.items():
             scenario = runtime.scenario(scenario_id, version)
             summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step))
-    # Delivery reports that came before their sends were tracked can be matched now.
-    apply_pending_reports(runtime.store, runtime.settings.campaign_event_name, now())
+    # Delivery reports that came before their sends were tracked can be matched now. They
+    # are stored: if another process is applying them at this moment, the next tick will.
+    try:
+        apply_pending_reports(runtime.store, runtime.settings.campaign_event_name, now())
+    except Exception:
+        logger.exception("pending delivery reports not applied in this tick")
     return summary

@@ -891,9 +891,19 @@ class Store:
         send_statuses: dict[str, str],
         events: Sequence[dict[str, Any]],
     ) -> None:
-        """Mark reports applied or ignored, set their sends' delivery status and append
-        their campaign events, in one transaction."""
+        """Mark pending reports applied or ignored, set their sends' delivery status and
+        append their campaign events, in one transaction. If another process (a tick, a
+        webhook) applied any of them meanwhile, nothing is written: their events would be
+        doubled."""
         with self.engine.begin() as connection:
+            ids = [report_id for report_id, _state, _note in resolutions]
+            still_pending = select(REPORTS.c.id).where(
+                self.db.in_(REPORTS.c.id, ids), REPORTS.c.state == "pending"
+            )
+            if self.is_postgres:  # a second applier waits here, then finds them applied
+                still_pending = still_pending.with_for_update()
+            if len(connection.execute(still_pending).all()) != len(set(ids)):
+                raise RuntimeError("delivery reports were applied concurrently; nothing applied")
             self._apply_reports(connection, resolutions, send_statuses, events)
 
     def _apply_reports(

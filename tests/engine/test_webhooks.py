@@ -486,3 +486,25 @@ def test_reports_are_applied_on_arrival_once_each(sqlite_store):
     # Posted again later: nothing new, nothing doubled.
     again, _ = store_and_apply(sqlite_store, [report_rows([delivered], NOW)], "campaign", NOW)
     assert again == [0] and len(sqlite_store.campaign_events("hello")) == 4
+
+
+def test_a_pending_report_applied_meanwhile_by_another_process_is_not_applied_twice(store):
+    from engine.delivery import store_reports
+
+    _sent(store, "k1")
+    store_reports(store, [replace(_report(1), send_key="k1")], NOW)
+    [report] = store.pending_delivery_reports(10)
+    event = {
+        "name": "campaign",
+        "customer_id": "c-k1",
+        "scenario_id": "hello",
+        "status": "delivered",
+        "timestamp": NOW,
+        "properties": {"status": "delivered"},
+    }
+    store.apply_delivery_reports([(report["id"], "applied", None)], {"k1": "delivered"}, [event])
+    with pytest.raises(RuntimeError, match="applied concurrently"):  # a second applier's turn
+        store.apply_delivery_reports(
+            [(report["id"], "applied", None)], {"k1": "delivered"}, [event]
+        )
+    assert statuses(store, "hello") == {"enqueued": 1, "delivered": 1}
