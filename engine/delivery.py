@@ -81,9 +81,9 @@ def report_rows(reports: Sequence[Any], received_at: datetime) -> list[dict[str,
     return rows
 
 
-# One applier at a time in a process (the webhook's report writer, a tick), so two never
-# apply the same pending report. (Several webhook processes would need the reports claimed
-# in the database, as journeys are; one process serves them today.)
+# One applier at a time in a process (the webhook's report writer, a tick). Across
+# processes, applying checks in its transaction that its reports are still pending, so a
+# report two appliers read at once is applied by one and the other's attempt is undone.
 _applying = threading.Lock()
 
 
