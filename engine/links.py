@@ -24,6 +24,7 @@ message already took.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from engine.scenario import ScenarioLinks
     from engine.settings import IdentityTransfer, Settings
 
+# The name of the project secret that keys short link codes (`Store.secret`).
+LINK_SECRET = "short_links"
 CODE_LENGTH = 10  # base62, about 59 bits: not sequential, so not enumerable; rarely equal
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # `scenarist webhooks` serves /l/{code} on port 8080 unless told otherwise.
@@ -93,15 +96,18 @@ def with_parameters(url: str, parameters: tuple[tuple[str, str], ...]) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def short_code(send_key: str | None, position: int, salt: int = 0) -> str:
+def short_code(send_key: str | None, position: int, salt: int = 0, secret: str = "") -> str:
     """The code of the `position`th link of the message `send_key`: the same every time.
 
-    Without a send key (a preview) the code is an obviously fake `preview001` of the same
-    length, so the preview's length and parts are those of the real message.
+    Keyed with the project's `secret` (HMAC), so knowing how send keys are made (scenario,
+    version, node, customer) is not enough to work out a customer's link. Without a send
+    key (a preview) the code is an obviously fake `preview001` of the same length, so the
+    preview's length and parts are those of the real message.
     """
     if send_key is None:
         return f"preview{position:03d}"
-    digest = hashlib.sha256(f"{send_key}\n{position}\n{salt}".encode()).digest()
+    message = f"{send_key}\n{position}\n{salt}".encode()
+    digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     number = int.from_bytes(digest[:8])  # 64 bits cover the 62**10 codes
     code = []
     for _ in range(CODE_LENGTH):

@@ -84,6 +84,15 @@ class ConsentChange(SQLModel, table=True):
     details: dict[str, Any] = _json()
 
 
+class ProjectSecret(SQLModel, table=True):
+    """Random secrets the project makes for itself on first use (the key of short link
+    codes), so nothing has to be configured for them to be unguessable."""
+
+    __tablename__ = "project_secrets"
+    name: str = Field(primary_key=True)
+    value: str
+
+
 class PhoneOptOut(SQLModel, table=True):
     """A phone that texted STOP, per consent category, until it texts START: no customer
     with that phone is sent that category, whatever their own consent says (an import of

@@ -7,6 +7,7 @@ PostgreSQL, the schema check, bulk mechanics) is `engine/database.py`.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +37,7 @@ from engine.models import (
     InboundMessageRecord,
     Journey,
     PhoneOptOut,
+    ProjectSecret,
     ScenarioRecord,
     ScenarioVersion,
     Send,
@@ -56,6 +58,7 @@ CAMPAIGN_EVENTS: Table = CampaignEvent.__table__  # type: ignore[assignment]
 REPORTS: Table = DeliveryReportRecord.__table__  # type: ignore[assignment]
 INBOUND: Table = InboundMessageRecord.__table__  # type: ignore[assignment]
 OPT_OUTS: Table = PhoneOptOut.__table__  # type: ignore[assignment]
+SECRETS: Table = ProjectSecret.__table__  # type: ignore[assignment]
 SHORT_LINKS: Table = ShortLink.__table__  # type: ignore[assignment]
 
 ACTIVE, DONE, FAILED = "active", "done", "failed"
@@ -114,6 +117,7 @@ class Store:
         self.db = Database(url)
         self.engine = self.db.engine
         self._trigger_events: dict[tuple[str, str], frozenset[str | None]] = {}
+        self._secrets: dict[str, str] = {}
 
     @property
     def is_postgres(self) -> bool:
@@ -121,6 +125,18 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def secret(self, name: str) -> str:
+        """The project's secret `name`, made at random the first time it is asked for."""
+        if name not in self._secrets:
+            with self.engine.begin() as connection:
+                self.db.insert_ignoring_conflicts(
+                    connection, SECRETS, [{"name": name, "value": secrets.token_hex(32)}]
+                )
+                self._secrets[name] = connection.execute(
+                    select(SECRETS.c.value).where(SECRETS.c.name == name)
+                ).scalar_one()
+        return self._secrets[name]
 
     # -- customers -------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.delivery import number_or_code
 from engine.dispatch import PlannedDispatch
-from engine.links import Link, LinkRules, clashing, link_rules, short_code
+from engine.links import LINK_SECRET, Link, LinkRules, clashing, link_rules, short_code
 from engine.senders import sender_refusal
 from engine.sending import send_dispatch
 from engine.settings import integration_api
@@ -209,8 +209,10 @@ class MessageNode(NodeConfig):
 
     def render(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         fresh = [item for item in items if "resumed" not in item.notes]
+        secret = ctx.store.secret(LINK_SECRET)
         for item in fresh:
             self.send_key(ctx, item)  # each short link's code is derived from it
+            item.notes["link_secret"] = secret
         composing = fresh
         while composing:
             for item, composed in zip(
@@ -234,7 +236,12 @@ class MessageNode(NodeConfig):
     def link_codes(self, item: JourneyItem) -> Callable[[int], str]:
         """Names the item's short links from its send key, so a retried render makes the
         same links; a preview has no send key and gets obviously fake codes."""
-        return partial(short_code, item.notes.get("send_key"), salt=item.notes.get("link_salt", 0))
+        return partial(
+            short_code,
+            item.notes.get("send_key"),
+            salt=item.notes.get("link_salt", 0),
+            secret=item.notes.get("link_secret", ""),
+        )
 
     def _link_clashes(self, ctx: NodeContext, items: list[JourneyItem]) -> list[JourneyItem]:
         """The items whose short link codes another link holds, each given the next salt

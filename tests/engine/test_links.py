@@ -89,8 +89,9 @@ def test_short_codes_are_deterministic_and_distinct():
         short_code("s/v/n/c1/launch", 2),  # the next link of the message
         short_code("s/v/n/c2/launch", 1),  # another customer
         short_code("s/v/n/c1/launch", 1, salt=1),  # moved off a taken code
+        short_code("s/v/n/c1/launch", 1, secret="another project"),  # keyed per project
     }
-    assert code not in others and len(others) == 3
+    assert code not in others and len(others) == 4
     assert short_code(None, 2) == "preview002"  # a preview: obviously fake, the same length
     assert len(short_code(None, 2)) == CODE_LENGTH
 

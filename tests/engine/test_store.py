@@ -229,3 +229,14 @@ def test_scenario_versions_and_repeated_launch(store):
     with pytest.raises(ValueError, match="cannot update"):
         store.update_scenario("s", name="x")
     assert store.scenario_record("s")["launched_at"] == NOW
+
+
+def test_a_project_secret_is_made_once_and_kept(store, database_url):
+    from engine.store import Store
+
+    first = store.secret("short_links")
+    assert len(first) == 64 and first == store.secret("short_links")
+    again = Store(database_url)  # another process of the same project
+    assert again.secret("short_links") == first
+    assert again.secret("another") != first
+    again.close()

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.links import short_code
+from engine.links import LINK_SECRET, short_code
 from engine.preview import preview_messages
 from engine.runtime import tick_scenario
 from engine.scenario import parse_scenario
@@ -116,8 +116,9 @@ def test_a_batch_with_a_link_is_still_one_request(sqlite_store):
     assert len(batch["to"]) == 1000 and len(set(batch["parameters"]["p2"].values())) == 1000
     received = sinch.texts()["+12025550007"]
     key = f"test/{sqlite_store.scenario_record('test')['version']}/hello/c7/launch"
-    assert received == [f"Hi Ann7, shop {BASE}/{short_code(key, 1)} now"]
-    link = sqlite_store.short_link(short_code(key, 1))
+    code = short_code(key, 1, secret=sqlite_store.secret(LINK_SECRET))
+    assert received == [f"Hi Ann7, shop {BASE}/{code} now"]
+    link = sqlite_store.short_link(code)
     assert link["customer_id"] == "c7" and link["send_key"] == key and link["test"] is False
     assert link["url"] == (
         "https://x.com/sale?ref=sms&utm_source=scenarist&utm_medium=sms"
@@ -150,10 +151,11 @@ def test_a_code_another_link_holds_is_moved(sqlite_store):
     text = sms_scenario("Go https://x.com/a")
     version = parse_scenario(text, "t.yaml", runtime.settings).version
     key = f"test/{version}/hello/c1/launch"
-    taken = short_code(key, 1)
+    secret = sqlite_store.secret(LINK_SECRET)
+    taken = short_code(key, 1, secret=secret)
     sqlite_store.record_dispatch_intents([], [], [link_row(taken, send_key="someone/else")])
     run(runtime, text)
-    moved = short_code(key, 1, salt=1)
+    moved = short_code(key, 1, salt=1, secret=secret)
     assert sinch.texts()["+12025550001"] == [f"Go {BASE}/{moved}"]
     assert sqlite_store.short_link(taken)["send_key"] == "someone/else"
     assert sqlite_store.short_link(moved)["send_key"] == key
