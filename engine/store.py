@@ -105,6 +105,11 @@ class JourneyMove:
     keep_claim: bool = False
 
 
+def _evaluated(scenario_id: str) -> tuple[Any, ...]:
+    """The campaign events the evaluation counts: the scenario's, test sends left out."""
+    return (CAMPAIGN_EVENTS.c.scenario_id == scenario_id, CAMPAIGN_EVENTS.c.test.is_(False))
+
+
 def _code(value: int | str | None) -> str | None:
     return None if value is None else str(value)
 
@@ -751,10 +756,7 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(action_type, CAMPAIGN_EVENTS.c.status, func.count())
-                .where(
-                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
-                    CAMPAIGN_EVENTS.c.test.is_(False),
-                )
+                .where(*_evaluated(scenario_id))
                 .group_by(action_type, CAMPAIGN_EVENTS.c.status)
                 .order_by(CAMPAIGN_EVENTS.c.status)
             )
@@ -766,10 +768,7 @@ class Store:
             first, last = connection.execute(
                 select(
                     func.min(CAMPAIGN_EVENTS.c.timestamp), func.max(CAMPAIGN_EVENTS.c.timestamp)
-                ).where(
-                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
-                    CAMPAIGN_EVENTS.c.test.is_(False),
-                )
+                ).where(*_evaluated(scenario_id))
             ).one()
         if first is None:
             return None
@@ -784,10 +783,7 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(bucket, CAMPAIGN_EVENTS.c.status, func.count())
-                .where(
-                    CAMPAIGN_EVENTS.c.scenario_id == scenario_id,
-                    CAMPAIGN_EVENTS.c.test.is_(False),
-                )
+                .where(*_evaluated(scenario_id))
                 .group_by(bucket, CAMPAIGN_EVENTS.c.status)
                 .order_by(bucket)
             )

@@ -148,7 +148,8 @@ def test_preview_of_an_mms_shows_its_fallback_sms_pieces(settings_file, tmp_path
     assert "summer_sale fallback SMS 1: Hi Ann, 20% off this week" in result.output
 
 
-def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_path):
+def texted(settings_file: Path, tmp_path: Path, *texts: str) -> None:
+    """Customer c1 imported, then texting `texts` (the first as the STOP example's id)."""
     from dataclasses import replace
 
     from engine.inbound import receive_inbound
@@ -158,8 +159,15 @@ def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_pa
     people.write_text('{"id": "c1", "phone": "+12125550199"}\n')
     assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
     project = load_settings(settings_file)
-    store = Store(project.database_url)
-    receive_inbound(store, project, [STOP, replace(STOP, message_id="m2", texts=("hi",))], NOW)
+    messages = [
+        replace(STOP, message_id=STOP.message_id if n == 0 else f"m{n}", texts=(text,))
+        for n, text in enumerate(texts)
+    ]
+    receive_inbound(Store(project.database_url), project, messages, NOW)
+
+
+def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_path):
+    texted(settings_file, tmp_path, "STOP", "hi")
 
     listed = invoke("inbound", "--settings", settings_file)
     assert listed.exit_code == 0, listed.output
@@ -171,14 +179,7 @@ def test_inbound_messages_and_the_consent_ledger_are_shown(settings_file, tmp_pa
 
 
 def test_granting_consent_to_a_phone_that_texted_stop_says_it_still_holds(settings_file, tmp_path):
-    from engine.inbound import receive_inbound
-    from tests.engine.test_inbound import NOW, STOP
-
-    people = tmp_path / "people.jsonl"
-    people.write_text('{"id": "c1", "phone": "+12125550199"}\n')
-    assert invoke("customers", "import", people, "--settings", settings_file).exit_code == 0
-    project = load_settings(settings_file)
-    receive_inbound(Store(project.database_url), project, [STOP], NOW)
+    texted(settings_file, tmp_path, "STOP")
     granted = invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file)
     assert granted.exit_code == 0
     assert "texted STOP" in granted.output and "until it texts START" in granted.output
