@@ -198,10 +198,12 @@ class _Request:
 @dataclass
 class _Decisions:
     """What a batch of reports does: each report's state (None: still waiting for its
-    send) and note, the sends' new delivery statuses, the campaign events to append."""
+    send) and note, the sends' new delivery statuses, the campaign events to append, and
+    the statuses the sends had when this was decided."""
 
     states: list[tuple[str | None, str | None]] = field(default_factory=list)
     send_updates: dict[str, str] = field(default_factory=dict)
+    read_statuses: dict[str, str | None] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -219,6 +221,7 @@ def _decide(
             decided.states.append((None, None))
             decided.outcomes[WAITING] += 1
             continue
+        decided.read_statuses.setdefault(send["key"], send["delivery_status"])
         current = decided.send_updates.get(send["key"], send["delivery_status"])
         verdict = judge(report["status"], current, send["created_at"], report["received_at"])
         if not verdict.apply:
@@ -272,7 +275,9 @@ def store_and_apply(
             {**row, "state": state or "pending", "note": note}
             for row, (state, note) in zip(fresh, decided.states, strict=True)
         ]
-        store.record_delivery_reports(rows, decided.send_updates, decided.events)
+        store.record_delivery_reports(
+            rows, decided.send_updates, decided.events, decided.read_statuses
+        )
         return counts, decided.outcomes
 
 

@@ -851,14 +851,25 @@ class Store:
         rows: Sequence[dict[str, Any]],
         send_statuses: dict[str, str],
         events: Sequence[dict[str, Any]],
+        read_statuses: dict[str, str | None],
     ) -> None:
         """New reports, already decided (state applied, ignored or pending), with their
         sends' delivery statuses and campaign events, in one transaction. A report stored
-        meanwhile by someone else rolls it all back (its event would be doubled)."""
+        meanwhile by someone else, or a send whose status changed since `read_statuses`
+        were read (another applier), rolls it all back: the decisions would be stale."""
         with self.engine.begin() as connection:
             inserted = self.db.insert_ignoring_conflicts(connection, REPORTS, rows, count=True)
             if inserted != len(rows):
                 raise RuntimeError("delivery reports were stored concurrently; nothing applied")
+            # The insert holds SQLite's write lock; PostgreSQL locks the sends' rows.
+            now_statuses = select(SENDS.c.key, SENDS.c.delivery_status).where(
+                self.db.in_(SENDS.c.key, list(read_statuses))
+            )
+            if self.is_postgres:
+                now_statuses = now_statuses.with_for_update()
+            current = {key: status for key, status in connection.execute(now_statuses)}
+            if current != read_statuses:
+                raise RuntimeError("sends were updated concurrently; nothing applied")
             self._apply_reports(connection, [], send_statuses, events)
 
     def sends_for_reports(self, reports: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:

@@ -508,3 +508,17 @@ def test_a_pending_report_applied_meanwhile_by_another_process_is_not_applied_tw
             [(report["id"], "applied", None)], {"k1": "delivered"}, [event]
         )
     assert statuses(store, "hello") == {"enqueued": 1, "delivered": 1}
+
+
+def test_reports_decided_on_a_status_another_applier_changed_are_not_applied(store):
+    from engine.delivery import report_rows
+
+    _sent(store, "k1")
+    rows = report_rows([replace(_report(1, "failed"), send_key="k1")], NOW)
+    store.apply_delivery_reports([], {"k1": "delivered"}, [])  # another applier, meanwhile
+    with pytest.raises(RuntimeError, match="updated concurrently"):
+        store.record_delivery_reports(
+            [{**rows[0], "state": "applied"}], {"k1": "failed"}, [], {"k1": None}
+        )
+    assert store.pending_delivery_reports(10) == []  # nothing written: the writer falls back
+    assert store.sends_by_key(["k1"])["k1"]["delivery_status"] == "delivered"
