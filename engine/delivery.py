@@ -64,11 +64,6 @@ def judge(
     return Verdict(True)
 
 
-def store_reports(store: Store, reports: Sequence[Any], received_at: datetime) -> int:
-    """Store parsed reports (DeliveryReport objects); returns how many were new."""
-    return store.store_delivery_reports([report_rows(reports, received_at)])[0]
-
-
 def report_rows(reports: Sequence[Any], received_at: datetime) -> list[dict[str, Any]]:
     """Parsed reports (DeliveryReport objects) as rows of the delivery_reports table."""
     rows = []
@@ -158,10 +153,11 @@ class ReportWriter:
     def _store_and_apply(self, requests: list[_Request]) -> None:
         writes = [request for request in requests if request.rows is not None]
         batches = [request.rows or [] for request in writes]
-        waiting = True
+        # Whether stored reports may still be pending: then the re-reading path runs.
+        pending_left = True
         try:
             counts, outcomes = store_and_apply(self._store, batches, self._event_name, self._now())
-            waiting = bool(outcomes[WAITING])
+            pending_left = bool(outcomes[WAITING])
         except Exception:
             # Nothing was written. Store them as they came, to be applied apart: a report
             # that cannot be applied must still be stored and acknowledged.
@@ -175,10 +171,10 @@ class ReportWriter:
         for request, count in zip(writes, counts, strict=True):
             request.done.set_result(count)
         try:
-            while waiting:
+            while pending_left:
                 outcomes = apply_pending_reports(self._store, self._event_name, self._now())
                 # Done when nothing is left, or only reports still waiting for their sends.
-                waiting = bool(sum(n for what, n in outcomes.items() if what != WAITING))
+                pending_left = bool(sum(n for what, n in outcomes.items() if what != WAITING))
         except Exception:  # stored reports are not lost: the next request or tick applies
             logger.exception("delivery reports stored but not applied yet")
         for request in requests:

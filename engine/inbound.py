@@ -100,7 +100,7 @@ def plan_inbound(
     """The rows one new inbound message writes (pure: no I/O). `repeat_of` names the
     message this one repeats: its keyword changes no consent and gets no reply."""
     keywords = settings.keywords
-    match = match_keyword(message.texts, keywords.table())
+    match = match_keyword(message.texts, keywords.table)
     at = message.at or received_at
     details = {
         "keyword": match.keyword if match else None,
@@ -302,7 +302,7 @@ def _repeats(
 ) -> str | None:
     """The id of the message this one repeats, if any (the one acted on); notes this one
     as its phone's latest keyword message."""
-    match = match_keyword(message.texts, settings.keywords.table())
+    match = match_keyword(message.texts, settings.keywords.table)
     if match is None or message.sender is None:
         return None
     texts = list(message.texts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -292,8 +293,9 @@ class KeywordSettings(_Strict):
                     raise ValueError(f"keyword {word.upper()} is in both {other} and {family}")
         return self
 
+    @cached_property
     def table(self) -> Keywords:
-        """The keyword table `engine.keywords.match_keyword` reads."""
+        """The keyword table `engine.keywords.match_keyword` reads (built once)."""
         return Keywords(
             stop=frozenset(word.upper() for word in self.stop),
             start=frozenset(word.upper() for word in self.start),

@@ -259,7 +259,31 @@ def _error_details(response: httpx.Response) -> tuple[str, str | None]:
 
 class InfobipClient(ProviderClient[InfobipCredentials]):
     """Posts `messages[]` requests to one Infobip account with retries; the SMS and MMS
-    clients add `send()`, which builds their payload and hands it to `_send`."""
+    clients say where (`send_path`) and build their payload (`_payload`)."""
+
+    send_path: str
+
+    def send(
+        self,
+        messages: Sequence[OutgoingMessage],
+        *,
+        bulk_id: str,
+        reconcile: bool = False,
+        report_url: str | None = None,
+    ) -> list[DestinationResult]:
+        """Send every destination exactly once; one result per destination, in order.
+        Delivery reports go to `report_url` when given.
+
+        `reconcile` changes nothing: resending is always safe because Infobip refuses a
+        messageId it already accepted (see the module docstring).
+        """
+        payload = self._payload(messages, bulk_id, report_url)
+        return self._send(self.send_path, payload, messages, bulk_id)
+
+    def _payload(
+        self, messages: Sequence[Any], bulk_id: str, report_url: str | None
+    ) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _connection(self) -> Connection:
         return Connection(self.credentials.base_url, AppKeyAuth(self.credentials.api_key))

@@ -34,6 +34,7 @@ shown in a repr or put in an exception message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,19 +89,9 @@ def build_messages_payload(
 class InfobipSmsClient(InfobipClient):
     """Sends SMS through one Infobip account; see the module docstring for retries."""
 
-    def send(
-        self,
-        messages: list[InfobipMessage],
-        *,
-        bulk_id: str,
-        reconcile: bool = False,
-        report_url: str | None = None,
-    ) -> list[DestinationResult]:
-        """Send every destination exactly once; one result per destination, in order.
-        Delivery reports go to `report_url` when given.
+    send_path = SEND_PATH
 
-        `reconcile` changes nothing: resending is always safe because Infobip refuses a
-        messageId it already accepted (see the module docstring).
-        """
-        payload = build_messages_payload(messages, bulk_id, report_url)
-        return self._send(SEND_PATH, payload, messages, bulk_id)
+    def _payload(
+        self, messages: Sequence[InfobipMessage], bulk_id: str, report_url: str | None
+    ) -> dict[str, Any]:
+        return build_messages_payload(list(messages), bulk_id, report_url)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from engine.delivery import apply_pending_reports, store_reports
+from engine.delivery import apply_pending_reports, report_rows
 from engine.reports import funnel_report
 from engine.webhooks import create_webhook_app
 from integrations.webhooks.reports import DeliveryReport
@@ -131,7 +131,7 @@ def test_every_status_carries_the_custom_tracking_attributes(sqlite_store):
         )
         for number, status in ((1, "delivered"), (2, "failed"))
     ]
-    store_reports(sqlite_store, reports, NOW)
+    sqlite_store.store_delivery_reports([report_rows(reports, NOW)])
     apply_pending_reports(sqlite_store, "campaign", NOW)
     client_for(runtime, NOW + timedelta(hours=1)).get(f"/l/{code_of(sinch, '+12025550001')}")
 

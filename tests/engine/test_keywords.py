@@ -7,7 +7,7 @@ import pytest
 from engine.keywords import KeywordMatch, first_word, match_keyword
 from engine.settings import KeywordSettings
 
-TABLE = KeywordSettings(auto_responses={"JOIN": "Welcome to the club!"}).table()
+TABLE = KeywordSettings(auto_responses={"JOIN": "Welcome to the club!"}).table
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_match_keyword(texts, expected):
 
 
 def test_keyword_families_are_configurable():
-    table = KeywordSettings(stop=["ALTO", "STOP"], start=["ARRIBA"], help=["AYUDA"]).table()
+    table = KeywordSettings(stop=["ALTO", "STOP"], start=["ARRIBA"], help=["AYUDA"]).table
     assert match_keyword(["alto"], table) == KeywordMatch("stop", "ALTO", 0)
     assert match_keyword(["quit"], table) is None
     assert match_keyword(["ayuda"], table) == KeywordMatch("help", "AYUDA", 0)

@@ -391,7 +391,7 @@ def test_callback_urls_we_send_carry_the_token(monkeypatch):
 
 
 def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlite_store, caplog):
-    from engine.delivery import apply_pending_reports, store_reports
+    from engine.delivery import apply_pending_reports, report_rows
 
     dispatched = NOW - timedelta(days=5)
     sqlite_store.record_sends(
@@ -422,7 +422,7 @@ def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlit
             }
         ]
     )
-    store_reports(sqlite_store, [replace(_report(1), send_key="k1")], NOW)
+    sqlite_store.store_delivery_reports([report_rows([replace(_report(1), send_key="k1")], NOW)])
     with caplog.at_level("INFO", logger="scenarist.delivery"):
         outcomes = apply_pending_reports(sqlite_store, "campaign", NOW)
     assert outcomes == {"ignored": 1}
@@ -489,10 +489,10 @@ def test_reports_are_applied_on_arrival_once_each(sqlite_store):
 
 
 def test_a_pending_report_applied_meanwhile_by_another_process_is_not_applied_twice(store):
-    from engine.delivery import store_reports
+    from engine.delivery import report_rows
 
     _sent(store, "k1")
-    store_reports(store, [replace(_report(1), send_key="k1")], NOW)
+    store.store_delivery_reports([report_rows([replace(_report(1), send_key="k1")], NOW)])
     [report] = store.pending_delivery_reports(10)
     event = {
         "name": "campaign",
