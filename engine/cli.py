@@ -156,80 +156,65 @@ def _media_warnings(scenario) -> list[str]:
 
 @customers_app.command("import")
 def import_customers(
-    file: Annotated[Path, typer.Argument(help="CSV or JSON-lines file of customers.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or JSON-lines file of customers.", exists=True, dir_okay=False),
+    ],
     settings: SettingsOption = None,
     batch: Annotated[int, typer.Option(help="Rows written per transaction.")] = 1000,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            help="The file's encoding when it has no byte-order mark (UTF-8 if not given), "
+            "e.g. cp1252, latin-1, utf-16-le."
+        ),
+    ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="The CSV delimiter, one character or 'tab'; sniffed if not given."),
+    ] = None,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every rejected row to this file (by default FILE.rejects.txt, only "
+            "when more are rejected than are shown)."
+        ),
+    ] = None,
 ) -> None:
     """Upsert customers; rows that fail are reported with their line and reason."""
-    from engine.customers import CustomerRow, RowError, read_customers
+    from engine.customer_import import import_customers as import_file
+    from engine.store import Store
 
-    store = _store(settings)
-    imported, failures = 0, []
-    pending: list[CustomerRow] = []
-
-    def flush() -> None:
-        nonlocal imported
-        moment = now()
-        store.upsert_customers(
-            [
-                {"id": r.id, "phone": r.phone, "timezone": r.timezone, "attributes": r.attributes}
-                for r in pending
-            ],
-            moment,
-        )
-        store.change_consents(
-            [
-                {
-                    "customer_id": r.id,
-                    "category": category,
-                    "granted": granted,
-                    "source": f"import:{file.name}",
-                    "at": moment,
-                    "details": {"line": r.line},
-                }
-                for r in pending
-                for category, granted in r.consents.items()
-            ]
-        )
-        imported += len(pending)
-        pending.clear()
-
-    size = file.stat().st_size
-    with (
-        Progress(
-            TextColumn("importing {task.fields[name]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bars,
-        file.open(newline="") as stream,
-    ):
-        task = bars.add_task("import", total=size, name=file.name)
-        for row in read_customers(file, stream):
-            if isinstance(row, RowError):
-                failures.append(row)
-            else:
-                pending.append(row)
-                if len(pending) >= batch:
-                    flush()
-            bars.update(task, completed=_position(stream, size))
-        flush()
-        bars.update(task, completed=size)
-    for failure in failures[:50]:
-        errors.print(f"[red]rejected[/red] {file}:{failure}", highlight=False)
-    if len(failures) > 50:
-        errors.print(f"... and {len(failures) - 50} more rejected rows")
-    console.print(f"{imported} customers imported, {len(failures)} rows rejected")
-    if failures and not imported:
-        raise typer.Exit(1)
-
-
-def _position(stream: Any, size: int) -> int:
+    project = _settings(settings)
+    if delimiter is not None:
+        delimiter = "\t" if delimiter in ("tab", "\\t") else delimiter
+        if len(delimiter) != 1:
+            errors.print(f"[red]error[/red] --delimiter must be one character, not {delimiter!r}")
+            raise typer.Exit(2)
     try:
-        return min(stream.buffer.tell(), size)
-    except (AttributeError, OSError):
-        return 0
+        with progress_bars():
+            result = import_file(
+                file,
+                Store(project.database_url),
+                project.consent_categories,
+                now,
+                encoding=encoding,
+                delimiter=delimiter,
+                batch=batch,
+                rejects_file=rejects,
+            )
+    except InputError as exc:
+        errors.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    for failure in result.shown:
+        errors.print(f"[red]rejected[/red] {file}:{failure}", highlight=False)
+    if result.rejected > len(result.shown):
+        errors.print(f"... and {result.rejected - len(result.shown)} more rejected rows")
+    if result.rejects_file is not None:
+        errors.print(f"every rejected row is listed in {result.rejects_file}", highlight=False)
+    console.print(f"{result.imported} customers imported, {result.rejected} rows rejected")
+    if result.rejected and not result.imported:
+        raise typer.Exit(1)
 
 
 def _change_consent(customer: str, category: str, granted: bool, settings: Path | None) -> None:

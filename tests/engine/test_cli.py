@@ -183,3 +183,41 @@ def test_granting_consent_to_a_phone_that_texted_stop_says_it_still_holds(settin
     granted = invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file)
     assert granted.exit_code == 0
     assert "texted STOP" in granted.output and "until it texts START" in granted.output
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "code", "output"),
+    [
+        # a file that cannot be imported: one error per problem, exit 2, nothing imported
+        (
+            b"id;phone\nc1;+12125550123\n",
+            ["--delimiter", ","],
+            2,
+            ":1: no 'id' column",
+        ),
+        # a byte the encoding cannot read: its line and offset
+        (b"id,phone\nc\xe91,+12125550123\n", [], 2, ":2: byte 10 (e9) is not valid utf-8"),
+        # ... read in the right one
+        (b"id,phone\nc\xe91,+12125550123\n", ["--encoding", "cp1252"], 0, "1 customers imported"),
+        # a tab file, the delimiter named
+        (b"id\tphone\nc1\t+12125550123\n", ["--delimiter", "tab"], 0, "1 customers imported"),
+        # a delimiter must be one character
+        (b"id,phone\n", ["--delimiter", ";;"], 2, "--delimiter must be one character"),
+    ],
+)
+def test_import_options_and_errors(settings_file, tmp_path, data, options, code, output):
+    people = tmp_path / "people.csv"
+    people.write_bytes(data)
+    result = invoke("customers", "import", people, *options, "--settings", settings_file)
+    assert result.exit_code == code, result.output
+    assert output in result.output
+
+
+def test_import_lists_every_rejected_row_in_a_file_when_there_are_many(settings_file, tmp_path):
+    people = tmp_path / "people.csv"
+    people.write_text("id,phone\n" + "".join(f"c{n},0601234567\n" for n in range(60)))
+    result = invoke("customers", "import", people, "--settings", settings_file)
+    assert result.exit_code == 1
+    assert "... and 10 more rejected rows" in result.output
+    assert f"every rejected row is listed in {people}.rejects.txt" in result.output
+    assert len((tmp_path / "people.csv.rejects.txt").read_text().splitlines()) == 60
