@@ -57,7 +57,7 @@ _BYTE_ORDER_MARKS = (
 )
 _SNIFF_LINES = 20
 _SNIFF_CHARACTERS = 64 * 1024
-_DECODE_CHUNK = 1024 * 1024
+_DECODE_CHUNK = 64 * 1024  # larger chunks leave the allocator holding more memory
 
 
 @dataclass(frozen=True)
