@@ -1,8 +1,8 @@
 """The `scenarist` command line.
 
 Every command reads the project settings (`--settings`, default `scenarist.yaml` in the
-current folder, or $SCENARIST_SETTINGS). Commands that run flows import Prefect only when
-called, so `validate` stays fast.
+current folder, or $SCENARIST_SETTINGS); a missing file is an error, `init` writes one.
+Commands that run flows import Prefect only when called, so `validate` stays fast.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rich.table import Table
 from engine import progress
 from engine.errors import ConfigError, InputError, ScenarioError, ScenaristError
 from engine.reports import Report, scenario_reports
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, settings_path
 
 # Operators read flow and task logs in the Prefect UI; the terminal shows warnings only.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -98,6 +98,21 @@ def progress_bars():
 
         with progress.watching(watch):
             yield
+
+
+@app.command()
+def init(settings: SettingsOption = None) -> None:
+    """Write a commented starter settings file (scenarist.yaml here, or --settings FILE);
+    an existing file is never overwritten."""
+    from engine.settings import write_starter_settings
+
+    path = settings_path(settings)
+    try:
+        write_starter_settings(path)
+    except ConfigError as exc:
+        errors.print(f"[red]error[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    console.print(f"wrote {path}: the simulator as the provider, SQLite beside it; edit to taste")
 
 
 # -- validate ------------------------------------------------------------------------------
@@ -636,6 +651,13 @@ def _webhook_app(settings: Path | None) -> Any:
     from engine.webhooks import create_webhook_app, request_tick_run
 
     project = _settings(settings)
+    # Read once: rebuilding the app's gateways, report writer and keyword table on a change
+    # is not worth what it would risk; the operator restarts instead.
+    console.print(
+        f"settings read from {settings_path(settings).resolve()}; "
+        "restart the webhook server after changing them",
+        highlight=False,
+    )
     return create_webhook_app(
         project,
         Store(project.database_url),

@@ -35,6 +35,8 @@ from engine.schedule import Duration, ZoneName
 from engine.silent_hours import SilentHours
 
 SETTINGS_FILE = "scenarist.yaml"
+# The repository's own settings file, commented key by key: `scenarist init` copies it.
+STARTER_SETTINGS = Path(__file__).resolve().parents[1] / SETTINGS_FILE
 MAX_PREDEFINED_SENDERS = 100
 # The credentials the local simulator accepts (integrations/simulator/config.py).
 SIMULATOR_PLAN_ID = "simulator"
@@ -436,11 +438,21 @@ def format_validation_error(source: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def settings_path(path: Path | str | None = None) -> Path:
+    """The settings file: `path`, else $SCENARIST_SETTINGS, else scenarist.yaml here."""
+    return Path(path or os.environ.get("SCENARIST_SETTINGS", SETTINGS_FILE))
+
+
 def load_settings(path: Path | str | None = None) -> Settings:
-    """Read and validate the settings file; a missing file means all defaults."""
-    path = Path(path or os.environ.get("SCENARIST_SETTINGS", SETTINGS_FILE))
-    if not path.exists():
-        return Settings()
+    """Read and validate the settings file (`settings_path`). A missing file is an error:
+    falling back to defaults would open another database and exit as if all went well."""
+    path = settings_path(path)
+    if not path.is_file():
+        init = "scenarist init" + ("" if path == Path(SETTINGS_FILE) else f" --settings {path}")
+        raise ConfigError(
+            f"{path}: no settings file at {path.resolve()}; write a commented starter one with "
+            f"`{init}`, or name yours with --settings or $SCENARIST_SETTINGS"
+        )
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -452,6 +464,18 @@ def load_settings(path: Path | str | None = None) -> Settings:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(str(path), exc)) from exc
     return _resolve_relative_database(settings, path.parent)
+
+
+def write_starter_settings(path: Path) -> None:
+    """Write the commented starter settings to `path`, never over an existing file."""
+    text = STARTER_SETTINGS.read_text()
+    try:
+        with path.open("x") as stream:
+            stream.write(text)
+    except FileExistsError:
+        raise ConfigError(f"{path}: a file is already there; nothing written") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write it: {exc.strerror}") from None
 
 
 def _resolve_relative_database(settings: Settings, base: Path) -> Settings:

@@ -221,3 +221,47 @@ def test_import_lists_every_rejected_row_in_a_file_when_there_are_many(settings_
     assert "... and 10 more rejected rows" in result.output
     assert f"every rejected row is listed in {people}.rejects.txt" in result.output
     assert len((tmp_path / "people.csv.rejects.txt").read_text().splitlines()) == 60
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["customers", "import", "people.csv"],  # would import into another database
+        ["status"],
+        ["validate", "scenario.yaml"],
+    ],
+)
+def test_a_missing_settings_file_fails_naming_the_path(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCENARIST_SETTINGS", raising=False)
+    (tmp_path / "people.csv").write_text("id,phone\nc1,+12125550123\n")
+    (tmp_path / "scenario.yaml").write_text("id: x\n")
+    result = invoke(*command, "--settings", "nope.yaml")
+    assert result.exit_code == 2
+    assert f"nope.yaml: no settings file at {tmp_path / 'nope.yaml'}" in result.output
+    assert "scenarist init --settings nope.yaml" in result.output
+    assert not (tmp_path / ".scenarist").exists()  # no database made anywhere
+
+
+def test_init_writes_the_starter_settings_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCENARIST_SETTINGS", raising=False)
+    assert "no settings file at" in invoke("status").output
+    first = invoke("init")
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "scenarist.yaml").read_text() == (REPOSITORY / "scenarist.yaml").read_text()
+    assert invoke("status").exit_code == 0
+    again = invoke("init")
+    assert again.exit_code == 2
+    assert "scenarist.yaml: a file is already there; nothing written" in again.output
+
+
+def test_the_webhook_server_says_it_reads_the_settings_once(settings_file, capsys):
+    from fastapi.testclient import TestClient
+
+    from engine.cli import _webhook_app
+
+    with TestClient(_webhook_app(settings_file)):  # started and stopped: its writer closes
+        pass
+    printed = capsys.readouterr().out.replace("\n", " ")
+    assert f"settings read from {settings_file}; restart the webhook server after" in printed

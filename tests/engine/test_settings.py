@@ -9,6 +9,7 @@ from engine.settings import (
     SimulatorIntegration,
     SinchSmsIntegration,
     load_settings,
+    write_starter_settings,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +30,8 @@ def sender_lines(count, **extra):
     )
 
 
-def test_defaults_without_a_file(tmp_path):
-    settings = load_settings(tmp_path / "missing.yaml")
-    assert settings == Settings()
+def test_defaults_of_keys_left_out():
+    settings = Settings()
     assert settings.timezone == "UTC"
     assert settings.default_sms_provider == "simulator"
     assert isinstance(settings.integrations["simulator"], SimulatorIntegration)
@@ -46,7 +46,8 @@ def test_defaults_without_a_file(tmp_path):
 def test_default_path_is_the_environment_variable_then_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SCENARIST_SETTINGS", raising=False)
-    assert load_settings() == Settings()  # no scenarist.yaml here
+    with pytest.raises(ConfigError, match=f"no settings file at {tmp_path / 'scenarist.yaml'};"):
+        load_settings()  # no scenarist.yaml here
 
     write(tmp_path, "timezone: Europe/Prague\n")
     assert load_settings().timezone == "Europe/Prague"
@@ -54,6 +55,61 @@ def test_default_path_is_the_environment_variable_then_the_current_folder(tmp_pa
     other = write(tmp_path, "timezone: Asia/Tokyo\n", name="other.yaml")
     monkeypatch.setenv("SCENARIST_SETTINGS", str(other))
     assert load_settings().timezone == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(
+    ("given", "environment", "looked_at", "init"),
+    [
+        # a typo in --settings
+        ("nope.yaml", None, "nope.yaml", "scenarist init --settings nope.yaml"),
+        # a folder is no settings file
+        (".", None, ".", "scenarist init --settings ."),
+        # $SCENARIST_SETTINGS naming a file that is not there
+        (None, "elsewhere.yaml", "elsewhere.yaml", "scenarist init --settings elsewhere.yaml"),
+        # none in the folder
+        (None, None, "scenarist.yaml", "scenarist init`"),
+    ],
+)
+def test_a_missing_settings_file_is_an_error_naming_the_path(
+    tmp_path, monkeypatch, given, environment, looked_at, init
+):
+    monkeypatch.chdir(tmp_path)
+    if environment is None:
+        monkeypatch.delenv("SCENARIST_SETTINGS", raising=False)
+    else:
+        monkeypatch.setenv("SCENARIST_SETTINGS", environment)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(given)
+    message = str(caught.value)
+    where = (tmp_path / looked_at).resolve()
+    assert message.startswith(f"{looked_at}: no settings file at {where};")
+    assert f"`{init}" in message
+
+
+def test_the_starter_settings_are_the_shipped_ones_and_load(tmp_path):
+    path = tmp_path / "scenarist.yaml"
+    write_starter_settings(path)
+    assert path.read_text() == (ROOT / "scenarist.yaml").read_text()
+    settings = load_settings(path)
+    assert settings.database_url == f"sqlite:///{tmp_path / '.scenarist' / 'scenarist.db'}"
+    assert settings.default_sms_provider == "simulator"
+
+
+@pytest.mark.parametrize(
+    ("existing", "message"),
+    [
+        ("timezone: Asia/Tokyo\n", "a file is already there; nothing written"),
+        (None, "cannot write it: No such file or directory"),
+    ],
+)
+def test_starter_settings_never_overwrite(tmp_path, existing, message):
+    path = tmp_path / "scenarist.yaml" if existing else tmp_path / "missing" / "scenarist.yaml"
+    if existing:
+        path.write_text(existing)
+    with pytest.raises(ConfigError, match=message):
+        write_starter_settings(path)
+    if existing:
+        assert path.read_text() == existing
 
 
 def test_empty_file_means_defaults(tmp_path):

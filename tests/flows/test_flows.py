@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine.errors import ConfigError
 from engine.settings import load_settings
 from engine.store import Store
 from integrations.simulator.config import SimulatorConfig
@@ -131,6 +132,20 @@ def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulat
     names = asyncio.run(task_run_names())
     for step in ("consent", "frequency_policy", "silent_hours", "render", "send", "track"):
         assert f"greet.{step} #1" in names
+
+
+@pytest.mark.parametrize(
+    ("flow", "arguments"), [("tick", {}), ("scenario_tick", {"scenario_id": "hello"})]
+)
+def test_a_deployment_given_a_settings_file_that_is_not_there_fails_naming_it(
+    prefect_api, tmp_path, flow, arguments
+):
+    from flows import tick
+
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=f"no settings file at {missing};"):
+        getattr(tick, flow)(settings_file=str(missing), **arguments)
+    assert not (tmp_path / ".scenarist").exists()
 
 
 def test_the_same_launch_twice_sends_once(prefect_api, project, simulator):
