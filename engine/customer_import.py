@@ -10,8 +10,10 @@ rejects file when there are more (or whenever one is asked for).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Collection
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from engine.customers import (
     file_encoding,
     read_customers,
 )
+from engine.errors import InputError
 from engine.store import Store
 
 SHOWN_REJECTS = 50
@@ -128,10 +131,11 @@ def import_customers(
 ) -> ImportResult:
     """Upsert the customers of a CSV or JSON-lines file and their consents (source
     `import:<file name>`), `batch` rows per transaction; progress is reported in bytes.
-    Raises InputError, having imported nothing, when the file cannot be decoded or its
-    header cannot be imported."""
+    Raises InputError, having imported nothing, when the file cannot be decoded, its header
+    cannot be imported or its rejects could not be written."""
     encoding = file_encoding(path, encoding)
     check_decodes(path, encoding)
+    target = rejects_target(path, rejects_file)
     size = path.stat().st_size
     stage = f"importing {path.name}"
     pending: list[CustomerRow] = []
@@ -145,30 +149,39 @@ def import_customers(
         progress.advance(stage, position - done, size)
         done = position
 
-    first_lines = FirstLines()
     with (
+        closing(FirstLines()) as first_lines,
         path.open(encoding=encoding, newline="") as stream,
-        Rejects(
-            path, rejects_file or default_rejects_path(path), always=bool(rejects_file)
-        ) as rejects,
+        Rejects(path, target, always=rejects_file is not None) as rejects,
     ):
-        try:
-            for row in read_customers(path, stream, categories, delimiter):
-                if isinstance(row, CustomerRow):
-                    first = first_lines.claim(row.id, row.line)
-                    if first is None:
-                        pending.append(row)
-                    else:
-                        reason = f"duplicate id '{row.id}' (first on line {first}, imported)"
-                        rejects.add(RowError(row.line, reason))
+        for row in read_customers(path, stream, categories, delimiter):
+            if isinstance(row, CustomerRow):
+                first = first_lines.claim(row.id, row.line)
+                if first is None:
+                    pending.append(row)
                 else:
-                    rejects.add(row)
-                if len(pending) >= batch:
-                    flush(stream.buffer.tell())
-            flush(size)
-        finally:
-            first_lines.close()
+                    reason = f"duplicate id '{row.id}' (first on line {first}, imported)"
+                    rejects.add(RowError(row.line, reason))
+            else:
+                rejects.add(row)
+            if len(pending) >= batch:
+                flush(stream.buffer.tell())
+        flush(size)
     return ImportResult(imported, rejects.count, rejects.shown, rejects.written)
+
+
+def rejects_target(path: Path, rejects_file: Path | None) -> Path:
+    """Where the rejects of `path` would go, checked before anything is imported: a list
+    that could not be written after some batches were would be lost."""
+    target = rejects_file or default_rejects_path(path)
+    if target.resolve() == path.resolve():
+        raise InputError(f"{target}: the rejects file cannot be the file imported")
+    folder_writable = target.parent.is_dir() and os.access(target.parent, os.W_OK)
+    if not folder_writable or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(
+            f"{target}: rejected rows could not be written there; name a file with --rejects"
+        )
+    return target
 
 
 def _write(store: Store, path: Path, rows: list[CustomerRow], moment: datetime) -> None:

@@ -193,6 +193,25 @@ def test_a_few_rejects_stay_on_screen_unless_a_file_is_asked_for(sqlite_store, t
     assert asked.read_text() == ""  # asked for: written, empty, not a stale list
 
 
+@pytest.mark.parametrize(
+    ("rejects", "message"),
+    [
+        # the file imported itself: opening it for the list would empty it
+        ("people.csv", "the rejects file cannot be the file imported"),
+        # a folder that is not there
+        ("gone/rejects.txt", "rejected rows could not be written there"),
+    ],
+)
+def test_a_rejects_file_that_cannot_be_written_is_refused_before_importing(
+    sqlite_store, tmp_path, rejects, message
+):
+    path = write(tmp_path, (HEADER + ANN).encode())
+    with pytest.raises(InputError, match=message):
+        run(sqlite_store, path, rejects_file=tmp_path / rejects)
+    assert sqlite_store.customer("c1") is None
+    assert path.read_bytes() == (HEADER + ANN).encode()
+
+
 def test_progress_is_reported_in_bytes_up_to_the_size(sqlite_store, tmp_path):
     path = write(tmp_path, (HEADER + ANN * 3 + ZOE).encode())
     seen = []
