@@ -215,8 +215,14 @@ def read_records(
 
 def column_problems(columns: list[str], categories: Collection[str]) -> list[str]:
     """What makes a customers CSV header unusable: no `id` (or `customer_id`) or `phone`
-    column, a column twice, a consent column for a category the project does not define."""
+    column, a column twice, a consent column for a category the project does not define,
+    NUL characters (UTF-16 read as UTF-8, which it decodes as)."""
     problems = []
+    if any("\x00" in name for name in columns):
+        problems.append(
+            "the header has NUL characters: is the file UTF-16 without a byte-order mark "
+            "(--encoding utf-16-le)?"
+        )
     if not {"id", "customer_id"} & set(columns):
         problems.append("no 'id' column")
     if "phone" not in columns:

@@ -66,6 +66,20 @@ def test_real_exports_import(sqlite_store, tmp_path, data, options):
 
 
 @pytest.mark.parametrize(
+    "data",
+    [
+        b'{"id": "c1", "phone": "+12125550123"}\n',
+        codecs.BOM_UTF8 + b'{"id": "c1", "phone": "+12125550123"}\n',
+        '{"id": "c1", "phone": "+12125550123"}\r\n'.encode("utf-16"),
+    ],
+)
+def test_json_lines_read_in_their_encoding(sqlite_store, tmp_path, data):
+    result = run(sqlite_store, write(tmp_path, data, "people.jsonl"))
+    assert (result.imported, result.rejected) == (1, 0)
+    assert sqlite_store.customer("c1")["phone"] == "+12125550123"
+
+
+@pytest.mark.parametrize(
     ("data", "name", "options", "message"),
     [
         # one Latin-1 byte in a UTF-8 file
@@ -100,6 +114,13 @@ def test_real_exports_import(sqlite_store, tmp_path, data, options):
         ),
         # an empty file
         (b"", "people.csv", {}, "people.csv:1: no header"),
+        # UTF-16 without its byte-order mark decodes as UTF-8, with NULs
+        (
+            (HEADER + ANN).encode("utf-16-le"),
+            "people.csv",
+            {},
+            "people.csv:1: the header has NUL characters: is the file UTF-16 without",
+        ),
     ],
 )
 def test_files_that_cannot_be_imported_import_nothing(

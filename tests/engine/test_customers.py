@@ -418,6 +418,16 @@ def test_the_delimiter_is_sniffed(lines, delimiter):
         # a semicolon file read with commas: one column
         (["id;phone"], ["no 'id' column", "no 'phone' column"]),
         (["id", "phone", "name", "name"], ["column 'name' appears 2 times"]),
+        # UTF-16 without a byte-order mark, read as UTF-8
+        (
+            ["i\x00d\x00", "\x00p\x00h\x00o\x00n\x00e\x00"],
+            [
+                "the header has NUL characters: is the file UTF-16 without a byte-order mark "
+                "(--encoding utf-16-le)?",
+                "no 'id' column",
+                "no 'phone' column",
+            ],
+        ),
         (
             ["id", "phone", "consent:newsletter", "consent:sms_marketing"],
             [
