@@ -4,7 +4,8 @@
     ├── ConfigError       the project settings file is wrong (names the file and the key)
     ├── ScenarioError     a scenario file is wrong; carries every Problem found, each naming
     │                     the file, the node, the field and the YAML line where known
-    ├── InputError        one input record (a customer row, an event, a phone number) is wrong
+    ├── InputError        one input record (a customer row, an event, a phone number) is wrong,
+    │                     or an input file as a whole (its encoding, its header)
     ├── TemplateError     a message template failed to render for one customer
     └── ProviderError     a provider refused a request or could not be reached; `retryable`
                           says whether the same request may be sent again
@@ -54,7 +55,7 @@ class ScenarioError(ScenaristError):
 
 
 class InputError(ScenaristError):
-    """One input record is invalid."""
+    """One input record is invalid, or an input file as a whole."""
 
 
 class TemplateError(ScenaristError):
