@@ -139,7 +139,7 @@ def authenticate(
         return None
     configured = credentials.configured
     if not configured and endpoint != EVENTS:
-        return None  # nothing configured: local use (see `Credentials`, the module docstring)
+        return None  # nothing configured: local use, on loopback only (the module docstring)
     accepted = SCHEMES[endpoint]
     usable = [scheme for scheme in accepted if scheme in configured]
     needs = "POST /events needs" if endpoint == EVENTS else f"{endpoint} callbacks need"
