@@ -639,11 +639,15 @@ def webhooks(
     short-link clicks, customer events."""
     import uvicorn
 
+    from engine.webhooks import check_exposure
+
+    webhook_app = _webhook_app(settings)
+    check_exposure(webhook_app, host)
     console.print(
         f"webhooks on http://{host}:{port}/webhooks/<provider>, short links on /l/<code>, "
         "events on /events"
     )
-    uvicorn.run(_webhook_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(webhook_app, host=host, port=port, log_level="warning")
 
 
 def _webhook_app(settings: Path | None) -> Any:

@@ -1,14 +1,22 @@
 """The webhook server: what providers send back, stored before it is acknowledged.
 
     POST /webhooks/sinch_sms            Sinch SMS delivery reports and inbound messages
-                                        (HMAC-signed when set up)
     POST /webhooks/infobip_sms          Infobip SMS delivery reports and inbound messages
     POST /webhooks/infobip_mms          Infobip MMS delivery reports and inbound messages
     POST /webhooks/sinch_mms            Sinch MMS postbacks (MT reports, MO messages)
     POST /webhooks/sinch_conversation   Conversation API MESSAGE_DELIVERY, MESSAGE_INBOUND
     POST /events                        customer events: {customer_id, type, properties}, or
                                         {"events": [...]}; event-triggered scenarios tick now
+    GET  /l/<code>                      short-link clicks (`engine/clicks.py`)
     GET  /health
+
+Who may call what (`integrations.webhooks.security`): once any credential is configured
+under `webhooks:`, each callback needs a valid one its provider can send (a Sinch
+signature, HTTP Basic credentials, the token), a signed one only once; `POST /events`
+always needs the token in `X-Scenarist-Token` unless `webhooks.events_open` is true. With
+no credential configured, callbacks are accepted from anyone: `check_exposure` then lets
+the server listen on loopback only, with a warning. Short links and `/health` are public
+by nature (customers' phones follow the links) and need nothing.
 
 A callback is checked (size, credentials, shape) before anything is stored: a malformed
 or unauthenticated one gets 400/401 and leaves no trace. A valid one is stored (a
@@ -19,6 +27,7 @@ sends, and its inbound messages' keyword replies are sent (`engine/inbound.py`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import threading
 import time
@@ -34,28 +43,78 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.clicks import click_router
 from engine.delivery import ReportWriter
-from engine.errors import InputError
+from engine.errors import ConfigError, InputError
 from engine.inbound import read_text_parts, receive_inbound, send_replies
 from engine.runtime import utc_now
-from engine.settings import Settings
+from engine.settings import Settings, WebhookSettings
 from engine.store import Store
 from integrations.gateways import GatewayPool
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
 from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
 from integrations.webhooks.security import (
-    verify_basic_auth,
-    verify_sinch_signature,
-    verify_token,
+    EVENTS,
+    SETTINGS_KEYS,
+    Credentials,
+    ReplayGuard,
+    Scheme,
+    authenticate,
 )
 
 logger = logging.getLogger("scenarist.webhooks")
 
-SIGNED = frozenset({"sinch_sms", "sinch_conversation"})  # Sinch's HMAC scheme
-BASIC_AUTH = frozenset({"infobip_sms", "infobip_mms", "sinch_mms", "sinch_conversation"})
-
 
 def _error(status: int, message: str) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
+
+
+def webhook_credentials(config: WebhookSettings) -> Credentials:
+    """The credentials the settings configure, read from their environment variables; an
+    unset variable is an error naming the settings key."""
+
+    def secret(key: str) -> str | None:
+        try:
+            return config.secret(getattr(config, key))
+        except ConfigError as exc:
+            raise ConfigError(f"webhooks.{key}: {exc}") from exc
+
+    password = secret("basic_auth_password_env")
+    username = config.basic_auth_username
+    return Credentials(
+        sinch_secret=secret("sinch_signing_secret_env"),
+        basic_auth=(username, password) if username and password else None,
+        token=secret("token_env"),
+        events_open=config.events_open,
+    )
+
+
+def check_exposure(app: FastAPI, host: str) -> None:
+    """Before `app` listens on `host`: with no credential configured, refuse a host that is
+    not loopback (anyone could post callbacks: consent changes, reports), and warn on
+    loopback (local use, the demo, tests). Every place that serves the app calls this."""
+    credentials: Credentials = app.state.credentials
+    if credentials.configured:
+        return
+    keys = " or ".join(dict.fromkeys(SETTINGS_KEYS[scheme] for scheme in Scheme))
+    if not _loopback(host):
+        raise ConfigError(
+            f"refusing to serve webhooks on {host} with no authentication configured: "
+            f"set {keys} in the settings, or listen on 127.0.0.1"
+        )
+    logger.warning(
+        "webhooks on %s accept callbacks without authentication (local use); set %s "
+        "before exposing them",
+        host,
+        keys,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def request_tick_run(settings_file: str | None) -> Callable[[list[str]], None]:
@@ -88,9 +147,8 @@ def create_webhook_app(
     wait for the next tick). `gateways` send keyword replies (by default, the settings');
     `http` reads the text parts of Sinch MMS MO messages."""
     config = settings.webhooks
-    signing_secret = config.secret(config.sinch_signing_secret_env)
-    password = config.secret(config.basic_auth_password_env)
-    token = config.secret(config.token_env)
+    credentials = webhook_credentials(config)
+    replays = ReplayGuard()  # per process: see its docstring
     reply_gateways = gateways or GatewayPool(settings)
     text_parts = http or httpx.Client(follow_redirects=True)
     reports_writer = ReportWriter(store, settings.campaign_event_name, now)
@@ -104,6 +162,7 @@ def create_webhook_app(
 
     app = FastAPI(title="Scenarist webhooks", version="1", lifespan=lifespan)
     app.state.report_writer = reports_writer  # `settle()` it to wait for reports applied
+    app.state.credentials = credentials  # for `check_exposure`
     app.include_router(click_router(settings, store, now))
 
     async def trigger(event_types: set[str]) -> list[str]:
@@ -113,20 +172,18 @@ def create_webhook_app(
             await run_in_threadpool(on_events, scenarios)
         return scenarios
 
-    def authorized(provider: str, body: bytes, request: Request) -> bool:
-        # Sinch SMS callbacks must be signed; Conversation API ones may be, else basic auth.
-        signed = provider == "sinch_sms" or "x-sinch-webhook-signature" in request.headers
-        if provider in SIGNED and signing_secret is not None and signed:
-            return verify_sinch_signature(signing_secret, body, request.headers, now=time.time())
-        basic = config.basic_auth_username is not None and password is not None
-        if provider not in BASIC_AUTH or not (basic or token is not None):
-            return True
-        given = request.query_params.get("token") or request.headers.get("x-scenarist-token")
-        if token is not None and given is not None:
-            return verify_token(given, token)
-        return basic and verify_basic_auth(
-            request.headers.get("authorization"), config.basic_auth_username or "", password or ""
+    def refused(endpoint: str, body: bytes, request: Request) -> Response | None:
+        """The 401 answer to a request to `endpoint` that is not authenticated, else None."""
+        reason = authenticate(
+            endpoint,
+            credentials,
+            request.headers,
+            request.query_params,
+            body,
+            now=time.time(),
+            replays=replays,
         )
+        return None if reason is None else _error(401, reason)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -137,6 +194,8 @@ def create_webhook_app(
         body = await request.body()
         if len(body) > config.max_body_bytes:
             return _error(413, f"body over {config.max_body_bytes} bytes")
+        if (answer := refused(EVENTS, body, request)) is not None:
+            return answer
         try:
             payload = orjson.loads(body)
             items = payload.get("events", [payload]) if isinstance(payload, dict) else None
@@ -169,8 +228,8 @@ def create_webhook_app(
         body = await request.body()
         if len(body) > config.max_body_bytes:
             return _error(413, f"body over {config.max_body_bytes} bytes")
-        if not authorized(provider, body, request):
-            return _error(401, "missing or invalid credentials")
+        if (answer := refused(provider, body, request)) is not None:
+            return answer
         try:
             payload = orjson.loads(body)
             inbound = is_inbound(provider, payload)
@@ -225,6 +284,7 @@ def create_webhook_app(
 def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
     """Serve `app` with uvicorn in a thread of this process while the block runs (the
     demo, tests); yields its base URL."""
+    check_exposure(app, host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="scenarist-webhooks", daemon=True)
     thread.start()
