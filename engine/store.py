@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Table,
+    any_,
     bindparam,
     func,
     insert,
@@ -471,8 +472,11 @@ class Store:
     ) -> list[ClaimedJourney]:
         """Take up to `limit` due journeys for this worker until `now + lease`.
 
-        PostgreSQL skips rows another worker holds (`FOR UPDATE SKIP LOCKED`); SQLite
-        serialises writers, so the lease alone keeps two ticks apart.
+        The claim is one `UPDATE ... RETURNING`, so two workers never take the same
+        journey: SQLite takes its write lock before the statement reads which journeys
+        are due; PostgreSQL locks the chosen rows and skips those another worker holds
+        (`FOR UPDATE SKIP LOCKED`), choosing them once (`= ANY(ARRAY(...))` is evaluated
+        once, where a plain `IN (...)` may be rescanned and choose again).
         """
         due = (
             select(JOURNEYS.c.id)
@@ -486,16 +490,22 @@ class Store:
             .limit(limit)
         )
         if self.is_postgres:
-            due = due.with_for_update(skip_locked=True)
+            chosen = JOURNEYS.c.id == any_(
+                func.array(due.with_for_update(skip_locked=True).scalar_subquery())
+            )
+        else:
+            chosen = JOURNEYS.c.id.in_(due.scalar_subquery())
         with self.engine.begin() as connection:
-            ids = list(connection.execute(due).scalars())
+            ids = list(
+                connection.execute(
+                    update(JOURNEYS)
+                    .where(chosen)
+                    .values(claimed_until=now + lease)
+                    .returning(JOURNEYS.c.id)
+                ).scalars()
+            )
             if not ids:
                 return []
-            connection.execute(
-                update(JOURNEYS)
-                .where(self.db.in_(JOURNEYS.c.id, ids))
-                .values(claimed_until=now + lease)
-            )
             rows = connection.execute(
                 select(
                     JOURNEYS.c.id,

@@ -6,6 +6,7 @@ client_reference, error bodies), so the real Sinch client and gateway are exerci
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -490,3 +491,40 @@ def test_changing_the_default_provider_reroutes_existing_scenarios(sqlite_store)
     tick_scenario(runtime_with_default("second"), "test", now=lambda: NOW + timedelta(days=1))
     assert first.texts() == {"+12025550001": ["Hello"]}
     assert second.texts() == {"+12025550001": ["Hello again"]}
+
+
+def test_a_tick_holds_the_claim_of_every_journey_it_runs(sqlite_store, sinch):
+    """A claim that brings back journeys this tick has already moved gives back only
+    those: the others in it are run claimed, so no other worker can take them meanwhile."""
+    runtime = make_runtime(sqlite_store, sinch, claim_size=3)
+    customers(sqlite_store, [person(n) for n in range(4)])
+    text = scenario_text(
+        nodes="""
+  - {id: start, type: trigger, kind: launch}
+  - {id: later, type: wait, duration: 1m}
+  - {id: hello, type: sms, text: "Hello"}
+""",
+        edges="""
+  - {from: start, to: later}
+  - {from: later, to: hello}
+""",
+    )
+    launch(runtime, parse_scenario(text, "test.yaml", runtime.settings), NOW)
+    # Two minutes pass between claims: the first claim's three are due again (their
+    # one-minute wait is over) when the second claim takes the fourth with two of them.
+    times = (NOW + timedelta(minutes=2 * n) for n in itertools.count(1))
+    unclaimed: list[str] = []
+
+    def run_checking_claims(ctx, node, step, items, batch):
+        for item in items:
+            journey = sqlite_store.journeys_of(item.customer_id)[0]
+            if journey["claimed_until"] is None or journey["claimed_until"] <= ctx.now:
+                unclaimed.append(item.customer_id)
+        return step.run(ctx, items)
+
+    summary = tick_scenario(runtime, "test", run_checking_claims, now=lambda: next(times))
+
+    assert unclaimed == []
+    assert summary.moves == {("later", "next->hello"): 4}
+    # The journeys given back wait, unclaimed, for the next tick.
+    assert all(sqlite_store.journeys_of(f"c{n}")[0]["claimed_until"] is None for n in range(4))
