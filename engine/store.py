@@ -640,6 +640,60 @@ class Store:
             self.db.insert_ignoring_conflicts(connection, SENDS, sends)
             self._insert_short_links(connection, links)
 
+    def withdrawn_consents(self, dispatch_key: str, category: str) -> list[tuple[str, bool, bool]]:
+        """The pending sends of one stored request (test sends left out) whose customer no
+        longer grants `category` or whose phone has texted STOP for it: (send key,
+        granted, stopped). One query, on the sends' dispatch index and the consents' and
+        opt-outs' keys, made just before the request."""
+        granted = (
+            select(CONSENTS.c.customer_id)
+            .where(
+                CONSENTS.c.customer_id == SENDS.c.customer_id,
+                CONSENTS.c.category == category,
+                CONSENTS.c.granted.is_(True),
+            )
+            .exists()
+        )
+        stopped = (
+            select(OPT_OUTS.c.phone)
+            .where(OPT_OUTS.c.phone == SENDS.c.phone, OPT_OUTS.c.category == category)
+            .exists()
+        )
+        query = select(SENDS.c.key, granted, stopped).where(
+            SENDS.c.dispatch_key == dispatch_key,
+            SENDS.c.state == "pending",
+            SENDS.c.test.is_(False),
+            or_(~granted, stopped),
+        )
+        with self.engine.connect() as connection:
+            return [(key, bool(ok), bool(stop)) for key, ok, stop in connection.execute(query)]
+
+    def withhold_sends(
+        self, dispatch_key: str, payload: dict[str, Any], reasons: dict[str, str], now: datetime
+    ) -> None:
+        """Take sends out of a stored request before it is made, in one transaction: each
+        is suppressed with its reason (as the consent step records it) and the request
+        keeps `payload`, the rest; with nobody left it is `withheld`, never made."""
+        with self.engine.begin() as connection:
+            self.db.update_many(
+                connection,
+                SENDS,
+                "key",
+                [
+                    {"key": key, "state": "suppressed", "reason": reason, "tracked": True}
+                    for key, reason in reasons.items()
+                ],
+            )
+            connection.execute(
+                update(DISPATCHES)
+                .where(DISPATCHES.c.key == dispatch_key)
+                .values(
+                    payload=payload,
+                    state="pending" if payload["recipients"] else "withheld",
+                    updated_at=now,
+                )
+            )
+
     def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
         with self.engine.connect() as connection:
             rows = connection.execute(
