@@ -682,7 +682,13 @@ def serve(
 
     settings_file = _settings_arg(settings)
     parameters = {"settings_file": settings_file}
-    deployments = [tick_flow.to_deployment(name="tick", interval=interval, parameters=parameters)]
+    # One run of each deployment at a time, as prefect.yaml deploys them: a tick that
+    # outlasts its interval (or a cron run its next fire) waits rather than overlaps.
+    deployments = [
+        tick_flow.to_deployment(
+            name="tick", interval=interval, parameters=parameters, concurrency_limit=1
+        )
+    ]
     runtime = Runtime(_settings(settings))
     for record in runtime.store.scenario_records(status="running"):
         trigger = runtime.scenario(record["id"], record["version"]).trigger
@@ -692,6 +698,7 @@ def serve(
                     name=f"scenario-{record['id']}",
                     schedules=[Cron(trigger.cron, timezone=trigger.timezone)],
                     parameters={"scenario_id": record["id"], **parameters},
+                    concurrency_limit=1,
                 )
             )
     runtime.close()

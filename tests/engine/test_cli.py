@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.settings import load_settings
 from engine.store import Store
+from tests.conftest import NOW
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -183,3 +184,23 @@ def test_granting_consent_to_a_phone_that_texted_stop_says_it_still_holds(settin
     granted = invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file)
     assert granted.exit_code == 0
     assert "texted STOP" in granted.output and "until it texts START" in granted.output
+
+
+def test_serve_runs_one_tick_of_each_deployment_at_a_time(settings_file, monkeypatch):
+    import prefect
+
+    from engine.runtime import Runtime, launch
+    from engine.scenario import load_scenario
+
+    settings = load_settings(settings_file)
+    runtime = Runtime(settings)
+    launch(runtime, load_scenario(REPOSITORY / "scenarios/weekly_digest.yaml", settings), NOW)
+    runtime.close()
+    served = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments: served.extend(deployments))
+
+    result = invoke("serve", "--settings", settings_file, "--webhooks-port", "0")
+
+    assert result.exit_code == 0, result.output
+    assert [d.name for d in served] == ["tick", "scenario-weekly_digest"]
+    assert [d.concurrency_limit for d in served] == [1, 1]
