@@ -376,7 +376,10 @@ class Settings(_Strict):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
     # How long a worker holds the journeys it claimed; a dead worker's journeys are due
-    # again after this. Sends stay exactly-once whatever it is.
+    # again after this. Keep it well above the time one node batch takes to send at the
+    # integration's rate limit: a live worker whose lease runs out mid-batch can have its
+    # journeys claimed by another, and both may then send (the dispatch has no lease of its
+    # own yet).
     claim_lease: Duration = timedelta(minutes=5)
 
     @field_validator("senders")
