@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -40,6 +41,7 @@ from engine.runtime import utc_now
 from engine.settings import Settings
 from engine.store import Store
 from integrations.gateways import GatewayPool
+from integrations.webhooks import fields
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
 from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
 from integrations.webhooks.security import (
@@ -138,9 +140,7 @@ def create_webhook_app(
         if len(body) > config.max_body_bytes:
             return _error(413, f"body over {config.max_body_bytes} bytes")
         try:
-            payload = orjson.loads(body)
-            items = payload.get("events", [payload]) if isinstance(payload, dict) else None
-            rows = [_event_row(item, f"events[{n}]", now()) for n, item in enumerate(items or [])]
+            rows = _event_rows(orjson.loads(body), now())
         except orjson.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc}")
         except InputError as exc:
@@ -239,15 +239,20 @@ def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
         thread.join(10)
 
 
-def _event_row(item: object, where: str, at: datetime) -> dict:
-    if not isinstance(item, dict):
-        raise InputError(f"{where} must be an object")
-    customer, event_type = item.get("customer_id"), item.get("type")
-    properties = item.get("properties", {})
-    if not isinstance(customer, str) or not customer:
-        raise InputError(f"{where}.customer_id is missing")
-    if not isinstance(event_type, str) or not event_type:
-        raise InputError(f"{where}.type is missing")
-    if not isinstance(properties, dict):
-        raise InputError(f"{where}.properties must be an object")
-    return {"customer_id": customer, "type": event_type, "properties": properties, "at": at}
+def _event_rows(payload: Any, at: datetime) -> list[dict[str, Any]]:
+    """The customer events of a `/events` body, one event or `{"events": [...]}`, each
+    named `events[n]` in errors; none when the body is neither."""
+    if not isinstance(payload, dict):
+        return []
+    items = fields.get(payload, "events", "", list) if "events" in payload else [payload]
+    return [_event_row(item, f"events[{n}]", at) for n, item in enumerate(items or [])]
+
+
+def _event_row(item: Any, where: str, at: datetime) -> dict[str, Any]:
+    item = fields.obj(item, where)
+    return {
+        "customer_id": fields.need(item, "customer_id", where, str),
+        "type": fields.need(item, "type", where, str),
+        "properties": fields.get(item, "properties", where, dict) or {},
+        "at": at,
+    }
