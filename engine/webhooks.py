@@ -36,10 +36,11 @@ from starlette.concurrency import run_in_threadpool
 from engine.clicks import click_router
 from engine.delivery import ReportWriter
 from engine.errors import InputError
-from engine.inbound import read_text_parts, receive_inbound, send_replies
+from engine.inbound import receive_inbound, send_replies
 from engine.runtime import utc_now
 from engine.settings import Settings
 from engine.store import Store
+from engine.text_parts import TextPartReader, trusted_origins
 from integrations.gateways import GatewayPool
 from integrations.webhooks import fields
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
@@ -83,18 +84,19 @@ def create_webhook_app(
     now: Callable[[], datetime] = utc_now,
     on_events: Callable[[list[str]], None] | None = None,
     gateways: GatewayPool | None = None,
-    http: httpx.Client | None = None,
+    text_parts: TextPartReader | None = None,
 ) -> FastAPI:
     """The app. `on_events` is called with the running event-triggered scenarios that new
     customer events (posted, or inbound messages) may enrol into (by default nothing: they
     wait for the next tick). `gateways` send keyword replies (by default, the settings');
-    `http` reads the text parts of Sinch MMS MO messages."""
+    `text_parts` reads the text parts of Sinch MMS MO messages (by default over HTTP, the
+    simulator integrations' origins trusted: `engine.text_parts`)."""
     config = settings.webhooks
     signing_secret = config.secret(config.sinch_signing_secret_env)
     password = config.secret(config.basic_auth_password_env)
     token = config.secret(config.token_env)
     reply_gateways = gateways or GatewayPool(settings)
-    text_parts = http or httpx.Client(follow_redirects=True)
+    text_parts = text_parts or TextPartReader(httpx.Client(), trusted_origins(settings))
     reports_writer = ReportWriter(store, settings.campaign_event_name, now)
 
     @asynccontextmanager
@@ -198,7 +200,7 @@ def create_webhook_app(
         received = now()
         if any(message.provider == SINCH_MMS for message in messages):
             messages = await run_in_threadpool(
-                lambda: [read_text_parts(message, text_parts) for message in messages]
+                lambda: [text_parts.read(message) for message in messages]
             )
         result = await run_in_threadpool(receive_inbound, store, settings, messages, received)
         # Stored: replies go out after the answer, so a provider (or the simulator) waiting
