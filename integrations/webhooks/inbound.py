@@ -36,8 +36,9 @@ What each provider sends, and where it was confirmed:
                         postbacks" reference. Every part, text ones included, is a file on
                         Sinch's servers (the reference's example ends with `file2.txt`), so
                         its text parts are URLs in `media`: reading them is I/O, left to
-                        the caller. A part given inline as `{"text": ...}` (seen from
-                        providers reusing the shape; unverified for Sinch) is a text part.
+                        the caller. A part given inline as `{"text": ...}` (not in the
+                        reference; taken so a STOP in that shape is not lost) is a text
+                        part.
     sinch_conversation  MESSAGE_INBOUND `{app_id, accepted_time, event_time, message: {id,
                         direction: "TO_APP", channel_identity: {channel, identity, app_id},
                         contact_id, conversation_id, sender_id, accept_time, contact_message:
