@@ -34,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -44,11 +45,13 @@ from starlette.concurrency import run_in_threadpool
 from engine.clicks import click_router
 from engine.delivery import ReportWriter
 from engine.errors import ConfigError, InputError
-from engine.inbound import read_text_parts, receive_inbound, send_replies
+from engine.inbound import receive_inbound, send_replies
 from engine.runtime import utc_now
 from engine.settings import Settings, WebhookSettings
 from engine.store import Store
+from engine.text_parts import TextPartReader, trusted_origins
 from integrations.gateways import GatewayPool
+from integrations.webhooks import fields
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
 from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
 from integrations.webhooks.security import (
@@ -140,17 +143,18 @@ def create_webhook_app(
     now: Callable[[], datetime] = utc_now,
     on_events: Callable[[list[str]], None] | None = None,
     gateways: GatewayPool | None = None,
-    http: httpx.Client | None = None,
+    text_parts: TextPartReader | None = None,
 ) -> FastAPI:
     """The app. `on_events` is called with the running event-triggered scenarios that new
     customer events (posted, or inbound messages) may enrol into (by default nothing: they
     wait for the next tick). `gateways` send keyword replies (by default, the settings');
-    `http` reads the text parts of Sinch MMS MO messages."""
+    `text_parts` reads the text parts of Sinch MMS MO messages (by default over HTTP, the
+    simulator integrations' origins trusted: `engine.text_parts`)."""
     config = settings.webhooks
     credentials = webhook_credentials(config)
     replays = ReplayGuard()  # per process: see its docstring
     reply_gateways = gateways or GatewayPool(settings)
-    text_parts = http or httpx.Client(follow_redirects=True)
+    text_parts = text_parts or TextPartReader(httpx.Client(), trusted_origins(settings))
     reports_writer = ReportWriter(store, settings.campaign_event_name, now)
 
     @asynccontextmanager
@@ -197,9 +201,7 @@ def create_webhook_app(
         if (answer := refused(EVENTS, body, request)) is not None:
             return answer
         try:
-            payload = orjson.loads(body)
-            items = payload.get("events", [payload]) if isinstance(payload, dict) else None
-            rows = [_event_row(item, f"events[{n}]", now()) for n, item in enumerate(items or [])]
+            rows = _event_rows(orjson.loads(body), now())
         except orjson.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc}")
         except InputError as exc:
@@ -257,7 +259,7 @@ def create_webhook_app(
         received = now()
         if any(message.provider == SINCH_MMS for message in messages):
             messages = await run_in_threadpool(
-                lambda: [read_text_parts(message, text_parts) for message in messages]
+                lambda: [text_parts.read(message) for message in messages]
             )
         result = await run_in_threadpool(receive_inbound, store, settings, messages, received)
         # Stored: replies go out after the answer, so a provider (or the simulator) waiting
@@ -299,15 +301,20 @@ def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
         thread.join(10)
 
 
-def _event_row(item: object, where: str, at: datetime) -> dict:
-    if not isinstance(item, dict):
-        raise InputError(f"{where} must be an object")
-    customer, event_type = item.get("customer_id"), item.get("type")
-    properties = item.get("properties", {})
-    if not isinstance(customer, str) or not customer:
-        raise InputError(f"{where}.customer_id is missing")
-    if not isinstance(event_type, str) or not event_type:
-        raise InputError(f"{where}.type is missing")
-    if not isinstance(properties, dict):
-        raise InputError(f"{where}.properties must be an object")
-    return {"customer_id": customer, "type": event_type, "properties": properties, "at": at}
+def _event_rows(payload: Any, at: datetime) -> list[dict[str, Any]]:
+    """The customer events of a `/events` body, one event or `{"events": [...]}`, each
+    named `events[n]` in errors; none when the body is neither."""
+    if not isinstance(payload, dict):
+        return []
+    items = fields.get(payload, "events", "", list) if "events" in payload else [payload]
+    return [_event_row(item, f"events[{n}]", at) for n, item in enumerate(items or [])]
+
+
+def _event_row(item: Any, where: str, at: datetime) -> dict[str, Any]:
+    item = fields.obj(item, where)
+    return {
+        "customer_id": fields.need(item, "customer_id", where, str),
+        "type": fields.need(item, "type", where, str),
+        "properties": fields.get(item, "properties", where, dict) or {},
+        "at": at,
+    }
