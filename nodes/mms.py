@@ -38,7 +38,7 @@ from engine.dispatch import (
 from engine.errors import TemplateError
 from engine.links import Link, LinkRules, rewrite_text
 from engine.segments import segment
-from engine.templates import render_many, split_template, syntax_error
+from engine.templates import render_many, split_template, template_error
 from nodes.base import JourneyItem
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
@@ -108,8 +108,8 @@ class MmsNode(MessageNode):
     def problems(self, settings: Settings) -> list[tuple[str, str]]:
         found = super().problems(settings)
         for field, source in (("text", self.text), ("fallback.text", self._fallback_source())):
-            if source is not None and (error := syntax_error(source)):
-                found.append((field, f"template syntax error at {error}"))
+            if source is not None and (error := template_error(source)):
+                found.append((field, error))
         if len(self.text) > MAX_TEXT_LENGTH:
             found.append(
                 ("text", f"text has {len(self.text)} characters; the maximum is {MAX_TEXT_LENGTH}")
