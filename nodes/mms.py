@@ -39,7 +39,7 @@ from engine.errors import TemplateError
 from engine.links import Link, LinkRules, rewrite_text
 from engine.segments import segment
 from engine.templates import render_many, split_template, template_error
-from nodes.base import JourneyItem
+from nodes.base import JourneyItem, NonBlank
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class FallbackSms(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text: str = Field(min_length=1)
+    text: NonBlank
 
 
 class MmsNode(MessageNode):
@@ -146,8 +146,8 @@ class MmsNode(MessageNode):
                         f"{', '.join(given)}: what it says goes in location.title and label",
                     )
                 )
-        elif not self.text:
-            found.append(("text", "text is required (only a location MMS has none)"))
+        elif not self.text.strip():
+            found.append(("text", "text is required and not blank (only a location MMS has none)"))
         if self.choices and (self.subject or self.media_url):
             found.append(
                 (

@@ -49,6 +49,33 @@ def test_validate_names_file_line_node_and_field_and_fails(settings_file, tmp_pa
     assert f"{broken}:6 node 'hi' field 'text': template syntax error" in result.output
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # YAML nested 500 deep overflows PyYAML's recursion: one line, no traceback
+        ("tracking: " + "[" * 500 + "]" * 500 + "\n", "the YAML nests too deeply to be read"),
+        # a condition with 70 nested parentheses overflows Jinja's parser
+        (
+            "  - {id: hi, type: condition, expression: '"
+            + "(" * 70
+            + "customer.vip"
+            + ")" * 70
+            + "'}\n",
+            ":6 node 'hi' field 'expression': not a valid expression: the expression nests",
+        ),
+    ],
+)
+def test_validate_reports_nesting_too_deep_as_an_error(settings_file, tmp_path, body, error):
+    deep = tmp_path / "deep.yaml"
+    head = "id: deep\nname: Deep\nsettings: {consent_category: sms_marketing}\nnodes:\n"
+    head += "  - {id: start, type: trigger, kind: launch}\n"
+    deep.write_text(head + body)
+    result = invoke("validate", deep, "--settings", settings_file)
+    assert result.exit_code == 1
+    assert f"error {deep}" in result.output and error in result.output, result.output
+    assert "Traceback" not in result.output
+
+
 def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp_path):
     people = tmp_path / "people.csv"
     people.write_text(
