@@ -107,6 +107,14 @@ def progress_bars():
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     settings: SettingsOption = None,
+    check_media: Annotated[
+        bool,
+        typer.Option(
+            "--check-media",
+            help="Also ask each MMS media_url's server for its size (one HEAD request each) "
+            "and warn over 1 MB. Without it, validate makes no network request.",
+        ),
+    ] = False,
 ) -> None:
     """Check scenario files completely before anything runs."""
     from engine.scenario import load_scenario
@@ -126,7 +134,7 @@ def validate(
             f"{len(scenario.nodes)} nodes",
             highlight=False,
         )
-        for warning in _media_warnings(scenario):
+        for warning in _media_warnings(scenario) if check_media else ():
             errors.print(f"[yellow]warning[/yellow] {file}: {warning}", highlight=False)
     if failed:
         raise typer.Exit(1)

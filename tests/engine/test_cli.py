@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -74,6 +75,38 @@ def test_validate_reports_nesting_too_deep_as_an_error(settings_file, tmp_path, 
     assert result.exit_code == 1
     assert f"error {deep}" in result.output and error in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def _head_requests(monkeypatch, length: int) -> list[httpx.Request]:
+    """Every request any httpx client sends, answered with a Content-Length."""
+    sent = []
+
+    def handle(transport, request):
+        sent.append(request)
+        return httpx.Response(200, headers={"content-length": str(length)})
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
+    return sent
+
+
+def test_validate_makes_no_network_request_without_check_media(settings_file, monkeypatch):
+    sent = _head_requests(monkeypatch, 5_000_000)
+    mms = REPOSITORY / "scenarios" / "mms_promo.yaml"
+    result = invoke("validate", mms, "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    assert sent == []
+    assert "warning" not in result.output
+
+
+def test_validate_with_check_media_asks_each_media_server(settings_file, monkeypatch):
+    sent = _head_requests(monkeypatch, 5_000_000)
+    mms = REPOSITORY / "scenarios" / "mms_promo.yaml"
+    result = invoke("validate", mms, "--settings", settings_file, "--check-media")
+    assert result.exit_code == 0, result.output
+    assert [(r.method, str(r.url)) for r in sent] == [
+        ("HEAD", "https://cdn.example.com/summer-sale.jpg")
+    ]
+    assert "media https://cdn.example.com/summer-sale.jpg is 5.0 MB" in result.output
 
 
 def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp_path):
