@@ -434,6 +434,18 @@ def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, s
     assert sqlite_store.journeys_of("c1")[0]["state"] == "failed"
 
 
+def test_a_text_too_big_to_build_fails_that_customers_journey(sqlite_store, sinch):
+    # The issue's `customer.first_name * 10**9`, bounded by a customer's own number.
+    runtime = make_runtime(sqlite_store, sinch)
+    customers(sqlite_store, [person(1, times=10**9), person(2, times=2)])
+    text = "Hi {{ customer.first_name * customer.times }}!"
+    run(runtime, HELLO.replace("Hi {{ customer.first_name }}!", text))
+    assert sinch.texts() == {"+12025550002": ["Hi Ann2Ann2!"]}
+    [journey] = sqlite_store.journeys_of("c1")
+    assert journey["state"] == "failed"
+    assert "'*' would build a str of 4,000,000,000 characters" in journey["error"]
+
+
 def test_a_test_send_goes_through_the_send_path_but_counts_nowhere(sqlite_store, sinch):
     from engine.trial_send import send_test
 
