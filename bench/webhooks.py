@@ -36,9 +36,10 @@ import sys
 import uvicorn
 from engine.settings import load_settings
 from engine.store import Store
-from engine.webhooks import create_webhook_app
+from engine.webhooks import check_exposure, create_webhook_app
 settings = load_settings(sys.argv[1])
 app = create_webhook_app(settings, Store(settings.database_url))
+check_exposure(app, "127.0.0.1")
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
 """
 NAIVE_SERVER = """

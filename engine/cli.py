@@ -122,6 +122,14 @@ def init(settings: SettingsOption = None) -> None:
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     settings: SettingsOption = None,
+    check_media: Annotated[
+        bool,
+        typer.Option(
+            "--check-media",
+            help="Also ask each MMS media_url's server for its size (one HEAD request each) "
+            "and warn over 1 MB. Without it, validate makes no network request.",
+        ),
+    ] = False,
 ) -> None:
     """Check scenario files completely before anything runs."""
     from engine.scenario import load_scenario
@@ -130,7 +138,7 @@ def validate(
     failed = False
     for file in files:
         try:
-            scenario = load_scenario(file, project)
+            scenario = load_scenario(file, project, now())
         except ScenarioError as exc:
             failed = True
             for problem in exc.problems:
@@ -141,7 +149,7 @@ def validate(
             f"{len(scenario.nodes)} nodes",
             highlight=False,
         )
-        for warning in _media_warnings(scenario):
+        for warning in _media_warnings(scenario) if check_media else ():
             errors.print(f"[yellow]warning[/yellow] {file}: {warning}", highlight=False)
     if failed:
         raise typer.Exit(1)
@@ -389,12 +397,13 @@ def _event_row(customer: Any, event_type: Any, properties: Any) -> dict[str, Any
 # -- composing and testing ---------------------------------------------------------------
 
 
-def _load_scenario(file: Path, project: Settings):
-    """The validated scenario, or every problem printed and exit code 1."""
+def _load_scenario(file: Path, project: Settings, at: datetime | None = None):
+    """The validated scenario, or every problem printed and exit code 1. With `at`, a
+    schedule trigger's `at` before it is a problem too."""
     from engine.scenario import load_scenario
 
     try:
-        return load_scenario(file, project)
+        return load_scenario(file, project, at)
     except ScenarioError as exc:
         for problem in exc.problems:
             errors.print(f"[red]error[/red] {problem}", highlight=False)
@@ -553,7 +562,7 @@ def launch(
     settings: SettingsOption = None,
 ) -> None:
     """Validate, register and launch a scenario, then run ticks until nothing is due now."""
-    scenario = _load_scenario(file, _settings(settings))
+    scenario = _load_scenario(file, _settings(settings), now())
     from flows.launch import launch_scenario
 
     with progress_bars():
@@ -639,11 +648,15 @@ def webhooks(
     short-link clicks, customer events."""
     import uvicorn
 
+    from engine.webhooks import check_exposure
+
+    webhook_app = _webhook_app(settings)
+    check_exposure(webhook_app, host)
     console.print(
         f"webhooks on http://{host}:{port}/webhooks/<provider>, short links on /l/<code>, "
         "events on /events"
     )
-    uvicorn.run(_webhook_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(webhook_app, host=host, port=port, log_level="warning")
 
 
 def _webhook_app(settings: Path | None) -> Any:
@@ -685,7 +698,13 @@ def serve(
 
     settings_file = _settings_arg(settings)
     parameters = {"settings_file": settings_file}
-    deployments = [tick_flow.to_deployment(name="tick", interval=interval, parameters=parameters)]
+    # One run of each deployment at a time, as prefect.yaml deploys them: a tick that
+    # outlasts its interval (or a cron run its next fire) waits rather than overlaps.
+    deployments = [
+        tick_flow.to_deployment(
+            name="tick", interval=interval, parameters=parameters, concurrency_limit=1
+        )
+    ]
     runtime = Runtime(_settings(settings))
     for record in runtime.store.scenario_records(status="running"):
         trigger = runtime.scenario(record["id"], record["version"]).trigger
@@ -695,6 +714,7 @@ def serve(
                     name=f"scenario-{record['id']}",
                     schedules=[Cron(trigger.cron, timezone=trigger.timezone)],
                     parameters={"scenario_id": record["id"], **parameters},
+                    concurrency_limit=1,
                 )
             )
     runtime.close()

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from engine.links import redirect_url
+from engine.links import is_short_code, redirect_url
 from engine.settings import Settings
 from engine.store import Store
 
@@ -41,7 +41,7 @@ def click_router(settings: Settings, store: Store, now: Callable[[], datetime]) 
     parameter = settings.links.identity_parameter
 
     def follow(code: str, tracked: bool) -> Response:
-        link = store.short_link(code)
+        link = store.short_link(code) if is_short_code(code) else None
         if link is None:
             return HTMLResponse(NOT_FOUND_PAGE, 404, headers=_NO_STORE)
         if not tracked:

@@ -99,7 +99,8 @@ class ReportWriter:
     reports still waiting for their sends are applied by later passes or the tick. One
     writer means no request waits for another's SQLite write lock, and a burst of requests
     costs one commit rather than one each: what lets the webhook keep up with providers
-    posting on many connections at once.
+    posting on many connections at once. A transaction that fails is retried in halves,
+    down to the request that fails it: a bad report never fails other requests' reports.
     """
 
     # Requests stored per transaction at most: bounds how long the first one waits.
@@ -152,24 +153,7 @@ class ReportWriter:
 
     def _store_and_apply(self, requests: list[_Request]) -> None:
         writes = [request for request in requests if request.rows is not None]
-        batches = [request.rows or [] for request in writes]
-        # Whether stored reports may still be pending: then the re-reading path runs.
-        pending_left = True
-        try:
-            counts, outcomes = store_and_apply(self._store, batches, self._event_name, self._now())
-            pending_left = bool(outcomes[WAITING])
-        except Exception:
-            # Nothing was written. Store them as they came, to be applied apart: a report
-            # that cannot be applied must still be stored and acknowledged.
-            logger.exception("delivery reports could not be applied on arrival")
-            try:
-                counts = self._store.store_delivery_reports(batches)
-            except Exception as exc:  # nothing stored: each request answers with the error
-                for request in writes:
-                    request.done.set_exception(exc)
-                writes, counts = [], []
-        for request, count in zip(writes, counts, strict=True):
-            request.done.set_result(count)
+        pending_left = bool(writes) and self._write(writes)
         try:
             while pending_left:
                 outcomes = apply_pending_reports(self._store, self._event_name, self._now())
@@ -180,6 +164,37 @@ class ReportWriter:
         for request in requests:
             if request.rows is None:
                 request.done.set_result(0)
+
+    def _write(self, writes: list[_Request]) -> bool:
+        """Store and apply the requests' reports in one transaction, and answer them;
+        returns whether stored reports may still be pending (then the re-reading path
+        runs). When the transaction fails, nothing was written: the requests are written
+        again in halves, so one request's bad report fails that request alone."""
+        batches = [request.rows or [] for request in writes]
+        try:
+            counts, outcomes = store_and_apply(self._store, batches, self._event_name, self._now())
+        except Exception:
+            if len(writes) > 1:
+                logger.warning("%d requests' reports failed together, retried apart", len(writes))
+                half = len(writes) // 2
+                return self._write(writes[:half]) | self._write(writes[half:])
+            logger.exception("delivery reports could not be applied on arrival")
+            return self._store_pending(writes[0])
+        for request, count in zip(writes, counts, strict=True):
+            request.done.set_result(count)
+        return bool(outcomes[WAITING])
+
+    def _store_pending(self, request: _Request) -> bool:
+        """Store one request's reports as they came, pending, to be applied apart (a report
+        that cannot be applied must still be stored and acknowledged); if even that fails,
+        nothing is stored and the request answers with the error. True when stored."""
+        try:
+            [count] = self._store.store_delivery_reports([request.rows or []])
+        except Exception as exc:
+            request.done.set_exception(exc)
+            return False
+        request.done.set_result(count)
+        return True
 
 
 @dataclass

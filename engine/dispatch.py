@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,30 @@ def dispatch_key(send_keys: Iterable[str]) -> str:
     """Deterministic and short enough for Sinch's 128-character client_reference."""
     digest = hashlib.sha256("\n".join(sorted(send_keys)).encode()).hexdigest()
     return f"scn-{digest[:40]}"
+
+
+def without_sends(payload: dict[str, Any], send_keys: Collection[str]) -> dict[str, Any]:
+    """A stored request's payload without the messages of `send_keys`: their recipients
+    and their parameter values go, the rest is kept as it was (phones are distinct within
+    one request, so a phone names one message)."""
+    kept = [
+        (phone, key)
+        for phone, key in zip(payload["recipients"], payload["send_keys"], strict=True)
+        if key not in send_keys
+    ]
+    phones = {phone for phone, _key in kept}
+    parameters = payload.get("parameters")
+    if parameters:
+        parameters = {
+            name: {phone: value for phone, value in values.items() if phone in phones}
+            for name, values in parameters.items()
+        }
+    return {
+        **payload,
+        "recipients": [phone for phone, _key in kept],
+        "send_keys": [key for _phone, key in kept],
+        "parameters": parameters,
+    }
 
 
 def plan_dispatches(

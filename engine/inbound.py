@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.exc import IntegrityError
 
 from engine.delivery import number_or_code
@@ -223,35 +221,6 @@ def _reply(
         "updated_at": now,
     }
     return intent, send
-
-
-# A Sinch MMS MO carries its text parts as files on Sinch's servers; a keyword is in the
-# first words, so a few kilobytes of each are plenty.
-TEXT_PART_BYTES = 8192
-TEXT_PART_TIMEOUT = 3.0
-
-
-def read_text_parts(message: InboundMessage, http: httpx.Client) -> InboundMessage:
-    """The message with the text of its `.txt` media files as text parts, in order (Sinch
-    MMS MO postbacks carry no text themselves). A file that cannot be read is left as
-    media and logged: the message is still stored, only unscanned."""
-    texts = list(message.texts)
-    for url in message.media:
-        if not urlsplit(url).path.lower().endswith(".txt"):
-            continue
-        try:
-            with http.stream("GET", url, timeout=TEXT_PART_TIMEOUT) as response:
-                response.raise_for_status()
-                head = b""
-                for chunk in response.iter_bytes():
-                    head += chunk
-                    if len(head) >= TEXT_PART_BYTES:
-                        break
-        except httpx.HTTPError as exc:
-            logger.warning("text part %s of %s not read: %s", url, message.message_id, exc)
-            continue
-        texts.append(head[:TEXT_PART_BYTES].decode("utf-8", errors="replace"))
-    return replace(message, texts=tuple(texts)) if len(texts) != len(message.texts) else message
 
 
 def receive_inbound(

@@ -116,6 +116,12 @@ def short_code(send_key: str | None, position: int, salt: int = 0, secret: str =
     return "".join(code)
 
 
+def is_short_code(code: str) -> bool:
+    """Whether `code` has the shape `short_code` gives (what the click route looks up:
+    anything else is no link, and a NUL in a lookup is an error on PostgreSQL)."""
+    return len(code) == CODE_LENGTH and all(character in _BASE62 for character in code)
+
+
 def redirect_url(
     target: str, identity: IdentityTransfer, parameter: str, customer_id: str, first_click: bool
 ) -> str:

@@ -168,7 +168,8 @@ class Dispatch(SQLModel, table=True):
     __table_args__ = (Index("ix_dispatches_state", "state", "created_at"),)
     key: str = Field(primary_key=True)  # sent as client_reference
     integration: str
-    state: str  # pending | enqueued | failed
+    # pending | enqueued | failed | withheld (everyone in it opted out before it was made)
+    state: str
     payload: dict[str, Any] = _json()
     provider_id: str | None = None
     # An HTTP or delivery status number (Sinch SMS, Infobip) or a code such as "E110"

@@ -415,10 +415,11 @@ def tick_scenario(
             scenario_id, tick_time, runtime.settings.claim_size, runtime.settings.claim_lease
         )
         # A journey comes back within one tick only if a node held it until a time that
-        # has already passed; it waits for the next tick rather than spinning here.
+        # has already passed; it waits for the next tick rather than spinning here. Only
+        # it is given back: the others are run under this claim.
         claimed_again = [journey.id for journey in claimed if journey.id in seen]
         if claimed_again:
-            runtime.store.release_claims([journey.id for journey in claimed])
+            runtime.store.release_claims(claimed_again)
             claimed = [journey for journey in claimed if journey.id not in seen]
         if not claimed:
             break

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,62 +144,145 @@ def scenario_version(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical).hexdigest()[:12]
 
 
-def load_scenario(path: Path | str, settings: Settings) -> Scenario:
+def load_scenario(path: Path | str, settings: Settings, now: datetime | None = None) -> Scenario:
+    """The scenario in the file at `path`; `now` (validate and launch give it) also
+    refuses a schedule `at` already past."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ScenarioError([Problem(str(path), f"cannot read the file: {exc.strerror}")]) from exc
-    return parse_scenario(text, str(path), settings)
+    return parse_scenario(text, str(path), settings, now)
 
 
-def parse_scenario(text: str, source: str, settings: Settings) -> Scenario:
+def parse_scenario(
+    text: str, source: str, settings: Settings, now: datetime | None = None
+) -> Scenario:
+    """Every problem of the file at once: duplicate keys, the schema, each node, the
+    settings, the graph (on what parsed, even when something else did not)."""
+    tree, raw, duplicates = _read_yaml(text, source)
+    lines = _LineIndex(tree)
+    if not isinstance(raw, dict):
+        raise ScenarioError([Problem(source, "the top level must be a mapping", line=1)])
+    problems = [_duplicate_problem(source, lines, raw, *duplicate) for duplicate in duplicates]
     try:
-        tree = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        file: ScenarioFile | None = ScenarioFile.model_validate(raw)
+    except ValidationError as exc:
+        problems += _pydantic_problems(exc, source, lines)
+        file = None
+    try:
+        return _compile(file, raw, source, settings, lines, problems, now)
+    except RecursionError as exc:  # a value nested too deep for a validator
+        problems.append(Problem(source, f"the file {_TOO_DEEP}"))
+        raise ScenarioError(problems) from exc
+
+
+_TOO_DEEP = "nests too deeply to be read"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader noting each repeated key of a mapping (PyYAML keeps the last one)."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.duplicates: list[tuple[yaml.MappingNode, yaml.Node, yaml.Node]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[tuple[str, str], yaml.Node] = {}
+        for key, _value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if (key.tag, key.value) in first:
+                    self.duplicates.append((node, first[(key.tag, key.value)], key))
+                else:
+                    first[(key.tag, key.value)] = key
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(
+    text: str, source: str
+) -> tuple[yaml.Node | None, Any, list[tuple[yaml.MappingNode, yaml.Node, yaml.Node]]]:
+    """The node tree (for line numbers), the data, and the repeated keys."""
+    loader = _Loader(text)
+    try:
+        tree = loader.get_single_node()
+        raw = loader.construct_document(tree) if tree is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise ScenarioError([Problem(source, f"not valid YAML: {exc}", line=line)]) from exc
-    lines = _LineIndex(tree)
-    if not isinstance(raw, dict):
-        raise ScenarioError([Problem(source, "the top level must be a mapping", line=1)])
-    try:
-        file = ScenarioFile.model_validate(raw)
-    except ValidationError as exc:
-        raise ScenarioError(_pydantic_problems(exc, source, lines)) from exc
-    return _compile(file, raw, source, settings, lines)
+    except RecursionError as exc:
+        raise ScenarioError([Problem(source, f"the YAML {_TOO_DEEP}")]) from exc
+    finally:
+        loader.dispose()
+    return tree, raw, loader.duplicates
+
+
+def _duplicate_problem(
+    source: str,
+    lines: _LineIndex,
+    raw: dict[str, Any],
+    mapping: yaml.MappingNode,
+    first: yaml.Node,
+    again: yaml.Node,
+) -> Problem:
+    path = lines.path_of(mapping)
+    node = None
+    if len(path) >= 2 and path[0] == "nodes":
+        spec = raw["nodes"][path[1]]
+        has_id = isinstance(spec, dict) and isinstance(spec.get("id"), str)
+        node = spec["id"] if has_id else f"#{int(path[1]) + 1}"
+        path = path[2:]
+    return Problem(
+        source,
+        f"duplicate key '{again.value}' (first on line {first.start_mark.line + 1}): "
+        "YAML would keep only the last",
+        node,
+        ".".join(str(part) for part in (*path, again.value)),
+        again.start_mark.line + 1,
+    )
 
 
 def _compile(
-    file: ScenarioFile, raw: dict[str, Any], source: str, settings: Settings, lines: _LineIndex
+    file: ScenarioFile | None,
+    raw: dict[str, Any],
+    source: str,
+    settings: Settings,
+    lines: _LineIndex,
+    problems: list[Problem],
+    now: datetime | None,
 ) -> Scenario:
-    problems: list[Problem] = []
+    """Checks each part that parsed; `problems` holds those found so far."""
     nodes: dict[str, NodeConfig] = {}
     node_index: dict[str, int] = {}
     invalid: set[str] = set()  # nodes already reported: their edges are not "unknown"
-    for index, spec in enumerate(file.nodes):
+    specs, edges, complete = _parts(file, raw)
+    for index, spec in specs:
         node = _node(spec, index, source, settings, lines, problems)
         if node is None:
+            complete = False
             if isinstance(spec.get("id"), str):
                 invalid.add(spec["id"])
             continue
         if node.id in nodes:
+            complete = False
             problems.append(
                 Problem(source, "duplicate node id", node.id, "id", lines.at("nodes", index, "id"))
             )
             continue
         nodes[node.id] = node
         node_index[node.id] = index
+        if now is not None:
+            problems += _past_problems(node, source, lines.at("nodes", index, "at"), now)
 
-    problems += _settings_problems(file, source, settings, lines)
-    routes, graph_problems = _routes(file, nodes, invalid, source, lines)
+    problems += _settings_problems(raw, source, settings, lines)
+    routes, graph_problems = _routes(edges, nodes, invalid, source, lines)
     problems += graph_problems
     order: tuple[str, ...] = ()
-    if not problems:
+    # The graph's own checks need all of it: a node missing would look unreachable.
+    if complete and not graph_problems:
         order, order_problems = _order(nodes, routes, source, lines, node_index)
         problems += order_problems
-    if problems:
+    if problems or file is None:
         raise ScenarioError(problems)
 
     actions = [node_id for node_id in nodes if nodes[node_id].is_action]
@@ -217,6 +301,42 @@ def _compile(
     )
 
 
+def _parts(
+    file: ScenarioFile | None, raw: dict[str, Any]
+) -> tuple[list[tuple[int, dict[str, Any]]], list[tuple[int, Edge]], bool]:
+    """The node specs and edges to check, with their indexes, and whether they are all
+    of them. Without a valid file, those of the raw data that parse on their own (the
+    others are already reported)."""
+    if file is not None:
+        return list(enumerate(file.nodes)), list(enumerate(file.edges)), True
+    raw_nodes = raw.get("nodes") if isinstance(raw.get("nodes"), list) else []
+    raw_edges = raw.get("edges", []) if isinstance(raw.get("edges", []), list) else []
+    specs = [(i, spec) for i, spec in enumerate(raw_nodes) if isinstance(spec, dict)]
+    edges = []
+    for index, item in enumerate(raw_edges):
+        try:
+            edges.append((index, Edge.model_validate(item)))
+        except ValidationError:
+            continue
+    complete = len(specs) == len(raw_nodes) and len(edges) == len(raw_edges)
+    return specs, edges, complete and "nodes" in raw
+
+
+def _past_problems(node: NodeConfig, source: str, line: int | None, now: datetime) -> list[Problem]:
+    if isinstance(node, TriggerNode) and node.at is not None and node.next_fire(now) is None:
+        return [
+            Problem(
+                source,
+                f"at {node.at.isoformat()} ({node.timezone}) is in the past: "
+                "the scenario would never start",
+                node.id,
+                "at",
+                line,
+            )
+        ]
+    return []
+
+
 def _node(
     spec: dict[str, Any],
     index: int,
@@ -225,7 +345,8 @@ def _node(
     lines: _LineIndex,
     problems: list[Problem],
 ) -> NodeConfig | None:
-    node_id = spec.get("id") if isinstance(spec.get("id"), str) else f"#{index + 1}"
+    given = spec.get("id")
+    node_id = given if isinstance(given, str) and given.strip() else f"#{index + 1}"
     node_type = spec.get("type")
     model = NODE_TYPES.get(node_type) if isinstance(node_type, str) else None
     if model is None:
@@ -252,16 +373,28 @@ def _node(
 
 
 def _settings_problems(
-    file: ScenarioFile, source: str, settings: Settings, lines: _LineIndex
+    raw: dict[str, Any], source: str, settings: Settings, lines: _LineIndex
 ) -> list[Problem]:
+    """The scenario settings and audience, checked against the project's; each one that
+    does not parse is already reported by the schema."""
     problems = []
+    try:
+        scenario_settings = ScenarioSettings.model_validate(raw.get("settings"))
+    except ValidationError:
+        scenario_settings = None
+    audience = raw.get("audience")
+    name = raw.get("name") if isinstance(raw.get("name"), str) else ""
 
     def check(ok: bool, field: str, message: str) -> None:
         if not ok:
             line = lines.at("settings", field) or lines.at(field)
             problems.append(Problem(source, message, None, field, line))
 
-    scenario_settings = file.settings
+    if isinstance(audience, str):
+        error = expression_error(audience)
+        check(error is None, "audience", f"audience is not a valid expression: {error}")
+    if scenario_settings is None:
+        return problems
     check(
         scenario_settings.consent_category in settings.consent_categories,
         "consent_category",
@@ -280,11 +413,8 @@ def _settings_problems(
         "sender",
         f"sender '{scenario_settings.sender}' is not a predefined sender",
     )
-    if file.audience is not None:
-        error = expression_error(file.audience)
-        check(error is None, "audience", f"audience is not a valid expression: {error}")
     links = scenario_settings.links
-    rules = link_rules(settings, links, file.name, "sms")
+    rules = link_rules(settings, links, name, "sms")
     if links.identity not in (None, "disabled") and (rules is None or not rules.shorten):
         problems.append(
             Problem(
@@ -300,7 +430,7 @@ def _settings_problems(
 
 
 def _routes(
-    file: ScenarioFile,
+    edges: list[tuple[int, Edge]],
     nodes: dict[str, NodeConfig],
     invalid: set[str],
     source: str,
@@ -308,7 +438,7 @@ def _routes(
 ) -> tuple[dict[tuple[str, str], str], list[Problem]]:
     routes: dict[tuple[str, str], str] = {}
     problems = []
-    for index, edge in enumerate(file.edges):
+    for index, edge in edges:
         line = lines.at("edges", index)
         for end, field in ((edge.source, "from"), (edge.target, "to")):
             if end not in nodes and end not in invalid:
@@ -442,6 +572,19 @@ class _LineIndex:
             if (line := self.at(*path[:depth])) is not None:
                 return line
         return None
+
+    def path_of(self, target: yaml.Node) -> tuple[str | int, ...]:
+        """The key path of `target` in the tree, such as ("nodes", 2, "fallback")."""
+        stack: list[tuple[yaml.Node | None, tuple[str | int, ...]]] = [(self.tree, ())]
+        while stack:  # not recursive: a tree may be as deep as YAML let it be
+            node, path = stack.pop()
+            if node is target:
+                return path
+            if isinstance(node, yaml.MappingNode):
+                stack += [(value, (*path, key.value)) for key, value in node.value]
+            elif isinstance(node, yaml.SequenceNode):
+                stack += [(value, (*path, i)) for i, value in enumerate(node.value)]
+        return ()
 
     def at(self, *path: str | int) -> int | None:
         node = self.tree

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.consent import consent_refusal
+from engine.dispatch import without_sends
 from engine.errors import ProviderError
 from engine.store import Store
 from integrations.gateways import GatewayPool
@@ -23,8 +25,18 @@ def send_dispatch(
     *,
     reconcile: bool,
     now: datetime,
+    consent_category: str | None = None,
 ) -> None:
-    """Send one stored request through its integration and record the answer."""
+    """Send one stored request through its integration and record the answer.
+
+    With `consent_category` (a campaign's message, not a keyword reply), the consent of
+    its recipients is checked once more just before the request (see `withhold_opted_out`).
+    """
+    if consent_category is not None and not reconcile:
+        withheld = withhold_opted_out(store, dispatch, consent_category, now)
+        if withheld is None:
+            return
+        dispatch = withheld
     gateway = gateways.get(dispatch["integration"])
     try:
         outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
@@ -45,3 +57,26 @@ def send_dispatch(
         refused=outcome.refused,
         now=now,
     )
+
+
+def withhold_opted_out(
+    store: Store, dispatch: dict[str, Any], category: str, now: datetime
+) -> dict[str, Any] | None:
+    """The request without the recipients who withdrew consent or texted STOP since the
+    consent step (a batch's requests go out over seconds, a rate limit's pace); they are
+    recorded as suppressed with the consent step's reasons. None: nobody is left to send.
+
+    A request being reconciled is not checked: the provider may have it already, and the
+    record must say what it has.
+    """
+    withdrawn = store.withdrawn_consents(dispatch["key"], category)
+    reasons = {
+        key: reason
+        for key, granted, stopped in withdrawn
+        if (reason := consent_refusal(category, granted, stopped)) is not None
+    }
+    if not reasons:
+        return dispatch
+    payload = without_sends(dispatch["payload"], reasons)
+    store.withhold_sends(dispatch["key"], payload, reasons, now)
+    return {**dispatch, "payload": payload} if payload["recipients"] else None

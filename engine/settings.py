@@ -216,13 +216,14 @@ class FrequencyPolicy(_Strict):
 class WebhookSettings(_Strict):
     """How the webhook server (`scenarist webhooks`) is reached and authenticates callers.
 
-    With `sinch_signing_secret_env` set, Sinch SMS and Conversation API callbacks must
-    carry a valid HMAC signature; with `basic_auth_username` and
-    `basic_auth_password_env` set, Infobip, Sinch MMS and Conversation API callbacks must
-    carry those credentials; with `token_env` set, they may carry that secret token
-    instead, as `?token=...` in the callback URL or an `X-Scenarist-Token` header (for
-    accounts that can send neither signatures nor credentials; callback URLs we send,
-    Infobip's, carry it). Left unset, callbacks are not authenticated (local use).
+    Once any credential is set, every callback needs a valid one that its provider can
+    send (`integrations.webhooks.security.SCHEMES`): `sinch_signing_secret_env`, a Sinch
+    HMAC signature (Sinch SMS, Conversation API); `basic_auth_username` with
+    `basic_auth_password_env`, HTTP Basic credentials (Infobip, Sinch MMS, Conversation
+    API); `token_env`, a secret token as `?token=...` in the callback URL or an
+    `X-Scenarist-Token` header (every provider; the callback URLs we send carry it).
+    `POST /events` needs that token in the header unless `events_open` is true. With none
+    set, callbacks are not authenticated: the server then listens on loopback only.
     """
 
     public_url: str | None = None  # e.g. https://hooks.example.com, sent as callback URLs
@@ -230,7 +231,15 @@ class WebhookSettings(_Strict):
     basic_auth_username: str | None = None
     basic_auth_password_env: str | None = None
     token_env: str | None = None
+    events_open: bool = False  # true: POST /events needs no token (a trusted network)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _basic_auth_whole(self) -> WebhookSettings:
+        # Half of it would leave callbacks unauthenticated without a word.
+        if (self.basic_auth_username is None) != (self.basic_auth_password_env is None):
+            raise ValueError("set both basic_auth_username and basic_auth_password_env, or neither")
+        return self
 
     def secret(self, env: str | None) -> str | None:
         return read_secret(env, None).get_secret_value() if env else None
@@ -369,7 +378,10 @@ class Settings(_Strict):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
     # How long a worker holds the journeys it claimed; a dead worker's journeys are due
-    # again after this. Sends stay exactly-once whatever it is.
+    # again after this. Keep it well above the time one node batch takes to send at the
+    # integration's rate limit: a live worker whose lease runs out mid-batch can have its
+    # journeys claimed by another, and both may then send (the dispatch has no lease of its
+    # own yet).
     claim_lease: Duration = timedelta(minutes=5)
 
     @field_validator("senders")

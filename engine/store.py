@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Table,
+    any_,
     bindparam,
     func,
     insert,
@@ -471,8 +472,11 @@ class Store:
     ) -> list[ClaimedJourney]:
         """Take up to `limit` due journeys for this worker until `now + lease`.
 
-        PostgreSQL skips rows another worker holds (`FOR UPDATE SKIP LOCKED`); SQLite
-        serialises writers, so the lease alone keeps two ticks apart.
+        The claim is one `UPDATE ... RETURNING`, so two workers never take the same
+        journey: SQLite takes its write lock before the statement reads which journeys
+        are due; PostgreSQL locks the chosen rows and skips those another worker holds
+        (`FOR UPDATE SKIP LOCKED`), choosing them once (`= ANY(ARRAY(...))` is evaluated
+        once, where a plain `IN (...)` may be rescanned and choose again).
         """
         due = (
             select(JOURNEYS.c.id)
@@ -486,16 +490,22 @@ class Store:
             .limit(limit)
         )
         if self.is_postgres:
-            due = due.with_for_update(skip_locked=True)
+            chosen = JOURNEYS.c.id == any_(
+                func.array(due.with_for_update(skip_locked=True).scalar_subquery())
+            )
+        else:
+            chosen = JOURNEYS.c.id.in_(due.scalar_subquery())
         with self.engine.begin() as connection:
-            ids = list(connection.execute(due).scalars())
+            ids = list(
+                connection.execute(
+                    update(JOURNEYS)
+                    .where(chosen)
+                    .values(claimed_until=now + lease)
+                    .returning(JOURNEYS.c.id)
+                ).scalars()
+            )
             if not ids:
                 return []
-            connection.execute(
-                update(JOURNEYS)
-                .where(self.db.in_(JOURNEYS.c.id, ids))
-                .values(claimed_until=now + lease)
-            )
             rows = connection.execute(
                 select(
                     JOURNEYS.c.id,
@@ -629,6 +639,60 @@ class Store:
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
             self.db.insert_ignoring_conflicts(connection, SENDS, sends)
             self._insert_short_links(connection, links)
+
+    def withdrawn_consents(self, dispatch_key: str, category: str) -> list[tuple[str, bool, bool]]:
+        """The pending sends of one stored request (test sends left out) whose customer no
+        longer grants `category` or whose phone has texted STOP for it: (send key,
+        granted, stopped). One query, on the sends' dispatch index and the consents' and
+        opt-outs' keys, made just before the request."""
+        granted = (
+            select(CONSENTS.c.customer_id)
+            .where(
+                CONSENTS.c.customer_id == SENDS.c.customer_id,
+                CONSENTS.c.category == category,
+                CONSENTS.c.granted.is_(True),
+            )
+            .exists()
+        )
+        stopped = (
+            select(OPT_OUTS.c.phone)
+            .where(OPT_OUTS.c.phone == SENDS.c.phone, OPT_OUTS.c.category == category)
+            .exists()
+        )
+        query = select(SENDS.c.key, granted, stopped).where(
+            SENDS.c.dispatch_key == dispatch_key,
+            SENDS.c.state == "pending",
+            SENDS.c.test.is_(False),
+            or_(~granted, stopped),
+        )
+        with self.engine.connect() as connection:
+            return [(key, bool(ok), bool(stop)) for key, ok, stop in connection.execute(query)]
+
+    def withhold_sends(
+        self, dispatch_key: str, payload: dict[str, Any], reasons: dict[str, str], now: datetime
+    ) -> None:
+        """Take sends out of a stored request before it is made, in one transaction: each
+        is suppressed with its reason (as the consent step records it) and the request
+        keeps `payload`, the rest; with nobody left it is `withheld`, never made."""
+        with self.engine.begin() as connection:
+            self.db.update_many(
+                connection,
+                SENDS,
+                "key",
+                [
+                    {"key": key, "state": "suppressed", "reason": reason, "tracked": True}
+                    for key, reason in reasons.items()
+                ],
+            )
+            connection.execute(
+                update(DISPATCHES)
+                .where(DISPATCHES.c.key == dispatch_key)
+                .values(
+                    payload=payload,
+                    state="pending" if payload["recipients"] else "withheld",
+                    updated_at=now,
+                )
+            )
 
     def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
         with self.engine.connect() as connection:

@@ -2,7 +2,10 @@
 
 Customer data can never run code (SandboxedEnvironment), and a missing variable is an
 error rather than an empty string (StrictUndefined). Audience filters and conditions are
-Jinja expressions compiled by the same sandbox; nothing is ever turned into SQL.
+Jinja expressions compiled by the same sandbox; nothing is ever turned into SQL. The
+sandbox bounds what they build (`engine/sandbox.py`); `template_error` and
+`expression_error` refuse at validate time what can be known then: syntax, names other
+than `customer`, `event` and the globals, constant parts over the bounds.
 
 `split_template` recognises templates that are literal text and `{{ expression }}`
 outputs only. For those, Sinch can receive one body with `${p1}`, `${p2}` placeholders
@@ -16,18 +19,23 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateError as JinjaTemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.parser import Parser
 
 from engine.errors import TemplateError
+from engine.sandbox import BoundedSandbox, TooBig
 
 # keep_trailing_newline: rendered text must equal the literal pieces `split_template` sees.
-ENVIRONMENT = SandboxedEnvironment(
+ENVIRONMENT = BoundedSandbox(
     undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
 )
+# Every name a template or expression may use: the customer, the event, Jinja's globals.
+NAMES = ("customer", "event", *sorted(ENVIRONMENT.globals))
 # Sinch `${name}` placeholders: a literal containing this marker cannot be parameterized.
 _PLACEHOLDER_MARK = "${"
+_TOO_DEEP = "nests too deeply to be read"
 
 
 def syntax_error(source: str) -> str | None:
@@ -36,15 +44,67 @@ def syntax_error(source: str) -> str | None:
         ENVIRONMENT.parse(source)
     except TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
+    except RecursionError:
+        return _TOO_DEEP
     return None
 
 
+def template_error(source: str) -> str | None:
+    """None when `source` is a template that can run, else what is wrong: its syntax, a
+    name other than `NAMES`, or a constant part building a value over the sandbox's
+    limits (`engine/sandbox.py`)."""
+    try:
+        tree = ENVIRONMENT.parse(source)
+        ENVIRONMENT.compile(tree)
+    except TemplateSyntaxError as exc:
+        return f"template syntax error at line {exc.lineno}: {exc.message}"
+    except RecursionError:
+        return f"the template {_TOO_DEEP}"
+    return _tree_error(tree)
+
+
 def expression_error(source: str) -> str | None:
-    """None when `source` parses as an expression, else Jinja's message."""
+    """None when `source` is an expression that can run, else what is wrong: its syntax,
+    a name other than `NAMES`, or a constant part over the sandbox's limits."""
     try:
         ENVIRONMENT.compile_expression(source)
+        parser = Parser(ENVIRONMENT, source, state="variable")
+        tree = nodes.Template([nodes.Output([parser.parse_expression()])])
+        tree.set_environment(ENVIRONMENT)
     except TemplateSyntaxError as exc:
         return exc.message or str(exc)
+    except RecursionError:
+        return f"the expression {_TOO_DEEP}"
+    return _tree_error(tree)
+
+
+def _tree_error(tree: nodes.Template) -> str | None:
+    unknown = sorted(meta.find_undeclared_variables(tree) - set(NAMES))
+    if unknown:
+        names = ", ".join(f"'{name}'" for name in unknown)
+        return f"unknown name {names}: only {', '.join(NAMES)} exist"
+    return _constant_error(tree)
+
+
+def _constant_error(tree: nodes.Template) -> str | None:
+    """What a part of `tree` that uses no name would build over the limits: each such part
+    is evaluated in the bounded sandbox (Jinja's own folding leaves the bounded operators
+    to run time), so `'a' * 10**9` is refused when it is validated."""
+    parts = [
+        node
+        for node in tree.find_all(nodes.Expr)
+        if not isinstance(node, nodes.Const | nodes.TemplateData | nodes.Name)
+        and node.find(nodes.Name) is None
+    ]
+    for node in parts:
+        try:
+            body = [nodes.Assign(nodes.Name("result", "store"), node, lineno=1)]
+            template = ENVIRONMENT.from_string(nodes.Template(body, lineno=1))
+            TemplateExpression(template, undefined_to_none=False)()
+        except TooBig as exc:
+            return str(exc)
+        except Exception:  # `1 / 0` and the like: as at run time, the journey fails
+            continue
     return None
 
 
@@ -94,7 +154,13 @@ _UNIT = "\x1f"
 def _batch_template(source: str):
     if "loop" in source or _RECORD in source:
         return None  # the template's own `loop` would see the batch loop
-    wrapped = "{% for customer, event in _pairs %}" + source + _RECORD + "{% endfor %}"
+    body = source
+    if "{%" in source:
+        # A loop can print without end: each customer's text is captured by a block, which
+        # the sandbox bounds as it bounds one customer's whole output (a batch's is far
+        # longer). Without statements a text is a fixed number of bounded pieces.
+        body = "{% set _text %}" + source + "{% endset %}{{ _text }}"
+    wrapped = "{% for customer, event in _pairs %}" + body + _RECORD + "{% endfor %}"
     try:
         return ENVIRONMENT.from_string(wrapped)
     except TemplateSyntaxError:
@@ -107,7 +173,8 @@ def render_many(source: str, contexts: list[dict[str, Any]]) -> list[str | Templ
     template = _batch_template(source)
     if template is not None and contexts:
         try:
-            output = template.render(_pairs=[(c["customer"], c["event"]) for c in contexts])
+            pairs = [(c["customer"], c["event"]) for c in contexts]
+            output = "".join(template.generate(_pairs=pairs))
         except Exception:  # someone's data fails: find out who, one by one
             output = None
         if output is not None:

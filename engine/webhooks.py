@@ -1,14 +1,22 @@
 """The webhook server: what providers send back, stored before it is acknowledged.
 
     POST /webhooks/sinch_sms            Sinch SMS delivery reports and inbound messages
-                                        (HMAC-signed when set up)
     POST /webhooks/infobip_sms          Infobip SMS delivery reports and inbound messages
     POST /webhooks/infobip_mms          Infobip MMS delivery reports and inbound messages
     POST /webhooks/sinch_mms            Sinch MMS postbacks (MT reports, MO messages)
     POST /webhooks/sinch_conversation   Conversation API MESSAGE_DELIVERY, MESSAGE_INBOUND
     POST /events                        customer events: {customer_id, type, properties}, or
                                         {"events": [...]}; event-triggered scenarios tick now
+    GET  /l/<code>                      short-link clicks (`engine/clicks.py`)
     GET  /health
+
+Who may call what (`integrations.webhooks.security`): once any credential is configured
+under `webhooks:`, each callback needs a valid one its provider can send (a Sinch
+signature, HTTP Basic credentials, the token), a signed one only once; `POST /events`
+always needs the token in `X-Scenarist-Token` unless `webhooks.events_open` is true. With
+no credential configured, callbacks are accepted from anyone: `check_exposure` then lets
+the server listen on loopback only, with a warning. Short links and `/health` are public
+by nature (customers' phones follow the links) and need nothing.
 
 A callback is checked (size, credentials, shape) before anything is stored: a malformed
 or unauthenticated one gets 400/401 and leaves no trace. A valid one is stored (a
@@ -19,12 +27,14 @@ sends, and its inbound messages' keyword replies are sent (`engine/inbound.py`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -34,28 +44,80 @@ from starlette.concurrency import run_in_threadpool
 
 from engine.clicks import click_router
 from engine.delivery import ReportWriter
-from engine.errors import InputError
-from engine.inbound import read_text_parts, receive_inbound, send_replies
+from engine.errors import ConfigError, InputError
+from engine.inbound import receive_inbound, send_replies
 from engine.runtime import utc_now
-from engine.settings import Settings
+from engine.settings import Settings, WebhookSettings
 from engine.store import Store
+from engine.text_parts import TextPartReader, trusted_origins
 from integrations.gateways import GatewayPool
+from integrations.webhooks import fields
 from integrations.webhooks.inbound import INBOUND_PARSERS, InboundMessage, is_inbound
 from integrations.webhooks.reports import PARSERS, SINCH_MMS, DeliveryReport
 from integrations.webhooks.security import (
-    verify_basic_auth,
-    verify_sinch_signature,
-    verify_token,
+    EVENTS,
+    SETTINGS_KEYS,
+    Credentials,
+    ReplayGuard,
+    Scheme,
+    authenticate,
 )
 
 logger = logging.getLogger("scenarist.webhooks")
 
-SIGNED = frozenset({"sinch_sms", "sinch_conversation"})  # Sinch's HMAC scheme
-BASIC_AUTH = frozenset({"infobip_sms", "infobip_mms", "sinch_mms", "sinch_conversation"})
-
 
 def _error(status: int, message: str) -> Response:
     return Response(orjson.dumps({"error": message}), status, media_type="application/json")
+
+
+def webhook_credentials(config: WebhookSettings) -> Credentials:
+    """The credentials the settings configure, read from their environment variables; an
+    unset variable is an error naming the settings key."""
+
+    def secret(key: str) -> str | None:
+        try:
+            return config.secret(getattr(config, key))
+        except ConfigError as exc:
+            raise ConfigError(f"webhooks.{key}: {exc}") from exc
+
+    password = secret("basic_auth_password_env")
+    username = config.basic_auth_username
+    return Credentials(
+        sinch_secret=secret("sinch_signing_secret_env"),
+        basic_auth=(username, password) if username and password else None,
+        token=secret("token_env"),
+        events_open=config.events_open,
+    )
+
+
+def check_exposure(app: FastAPI, host: str) -> None:
+    """Before `app` listens on `host`: with no credential configured, refuse a host that is
+    not loopback (anyone could post callbacks: consent changes, reports), and warn on
+    loopback (local use, the demo, tests). Every place that serves the app calls this."""
+    credentials: Credentials = app.state.credentials
+    if credentials.configured:
+        return
+    keys = " or ".join(dict.fromkeys(SETTINGS_KEYS[scheme] for scheme in Scheme))
+    if not _loopback(host):
+        raise ConfigError(
+            f"refusing to serve webhooks on {host} with no authentication configured: "
+            f"set {keys} in the settings, or listen on 127.0.0.1"
+        )
+    logger.warning(
+        "webhooks on %s accept callbacks without authentication (local use); set %s "
+        "before exposing them",
+        host,
+        keys,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def request_tick_run(settings_file: str | None) -> Callable[[list[str]], None]:
@@ -81,18 +143,18 @@ def create_webhook_app(
     now: Callable[[], datetime] = utc_now,
     on_events: Callable[[list[str]], None] | None = None,
     gateways: GatewayPool | None = None,
-    http: httpx.Client | None = None,
+    text_parts: TextPartReader | None = None,
 ) -> FastAPI:
     """The app. `on_events` is called with the running event-triggered scenarios that new
     customer events (posted, or inbound messages) may enrol into (by default nothing: they
     wait for the next tick). `gateways` send keyword replies (by default, the settings');
-    `http` reads the text parts of Sinch MMS MO messages."""
+    `text_parts` reads the text parts of Sinch MMS MO messages (by default over HTTP, the
+    simulator integrations' origins trusted: `engine.text_parts`)."""
     config = settings.webhooks
-    signing_secret = config.secret(config.sinch_signing_secret_env)
-    password = config.secret(config.basic_auth_password_env)
-    token = config.secret(config.token_env)
+    credentials = webhook_credentials(config)
+    replays = ReplayGuard()  # per process: see its docstring
     reply_gateways = gateways or GatewayPool(settings)
-    text_parts = http or httpx.Client(follow_redirects=True)
+    text_parts = text_parts or TextPartReader(httpx.Client(), trusted_origins(settings))
     reports_writer = ReportWriter(store, settings.campaign_event_name, now)
 
     @asynccontextmanager
@@ -104,6 +166,7 @@ def create_webhook_app(
 
     app = FastAPI(title="Scenarist webhooks", version="1", lifespan=lifespan)
     app.state.report_writer = reports_writer  # `settle()` it to wait for reports applied
+    app.state.credentials = credentials  # for `check_exposure`
     app.include_router(click_router(settings, store, now))
 
     async def trigger(event_types: set[str]) -> list[str]:
@@ -113,20 +176,18 @@ def create_webhook_app(
             await run_in_threadpool(on_events, scenarios)
         return scenarios
 
-    def authorized(provider: str, body: bytes, request: Request) -> bool:
-        # Sinch SMS callbacks must be signed; Conversation API ones may be, else basic auth.
-        signed = provider == "sinch_sms" or "x-sinch-webhook-signature" in request.headers
-        if provider in SIGNED and signing_secret is not None and signed:
-            return verify_sinch_signature(signing_secret, body, request.headers, now=time.time())
-        basic = config.basic_auth_username is not None and password is not None
-        if provider not in BASIC_AUTH or not (basic or token is not None):
-            return True
-        given = request.query_params.get("token") or request.headers.get("x-scenarist-token")
-        if token is not None and given is not None:
-            return verify_token(given, token)
-        return basic and verify_basic_auth(
-            request.headers.get("authorization"), config.basic_auth_username or "", password or ""
+    def refused(endpoint: str, body: bytes, request: Request) -> Response | None:
+        """The 401 answer to a request to `endpoint` that is not authenticated, else None."""
+        reason = authenticate(
+            endpoint,
+            credentials,
+            request.headers,
+            request.query_params,
+            body,
+            now=time.time(),
+            replays=replays,
         )
+        return None if reason is None else _error(401, reason)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -137,10 +198,10 @@ def create_webhook_app(
         body = await request.body()
         if len(body) > config.max_body_bytes:
             return _error(413, f"body over {config.max_body_bytes} bytes")
+        if (answer := refused(EVENTS, body, request)) is not None:
+            return answer
         try:
-            payload = orjson.loads(body)
-            items = payload.get("events", [payload]) if isinstance(payload, dict) else None
-            rows = [_event_row(item, f"events[{n}]", now()) for n, item in enumerate(items or [])]
+            rows = _event_rows(orjson.loads(body), now())
         except orjson.JSONDecodeError as exc:
             return _error(400, f"body is not JSON: {exc}")
         except InputError as exc:
@@ -169,8 +230,8 @@ def create_webhook_app(
         body = await request.body()
         if len(body) > config.max_body_bytes:
             return _error(413, f"body over {config.max_body_bytes} bytes")
-        if not authorized(provider, body, request):
-            return _error(401, "missing or invalid credentials")
+        if (answer := refused(provider, body, request)) is not None:
+            return answer
         try:
             payload = orjson.loads(body)
             inbound = is_inbound(provider, payload)
@@ -198,7 +259,7 @@ def create_webhook_app(
         received = now()
         if any(message.provider == SINCH_MMS for message in messages):
             messages = await run_in_threadpool(
-                lambda: [read_text_parts(message, text_parts) for message in messages]
+                lambda: [text_parts.read(message) for message in messages]
             )
         result = await run_in_threadpool(receive_inbound, store, settings, messages, received)
         # Stored: replies go out after the answer, so a provider (or the simulator) waiting
@@ -225,6 +286,7 @@ def create_webhook_app(
 def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
     """Serve `app` with uvicorn in a thread of this process while the block runs (the
     demo, tests); yields its base URL."""
+    check_exposure(app, host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="scenarist-webhooks", daemon=True)
     thread.start()
@@ -239,15 +301,20 @@ def serving_in_background(app: FastAPI, host: str, port: int) -> Iterator[str]:
         thread.join(10)
 
 
-def _event_row(item: object, where: str, at: datetime) -> dict:
-    if not isinstance(item, dict):
-        raise InputError(f"{where} must be an object")
-    customer, event_type = item.get("customer_id"), item.get("type")
-    properties = item.get("properties", {})
-    if not isinstance(customer, str) or not customer:
-        raise InputError(f"{where}.customer_id is missing")
-    if not isinstance(event_type, str) or not event_type:
-        raise InputError(f"{where}.type is missing")
-    if not isinstance(properties, dict):
-        raise InputError(f"{where}.properties must be an object")
-    return {"customer_id": customer, "type": event_type, "properties": properties, "at": at}
+def _event_rows(payload: Any, at: datetime) -> list[dict[str, Any]]:
+    """The customer events of a `/events` body, one event or `{"events": [...]}`, each
+    named `events[n]` in errors; none when the body is neither."""
+    if not isinstance(payload, dict):
+        return []
+    items = fields.get(payload, "events", "", list) if "events" in payload else [payload]
+    return [_event_row(item, f"events[{n}]", at) for n, item in enumerate(items or [])]
+
+
+def _event_row(item: Any, where: str, at: datetime) -> dict[str, Any]:
+    item = fields.obj(item, where)
+    return {
+        "customer_id": fields.need(item, "customer_id", where, str),
+        "type": fields.need(item, "type", where, str),
+        "properties": fields.get(item, "properties", where, dict) or {},
+        "at": at,
+    }

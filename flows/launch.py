@@ -15,8 +15,9 @@ from flows.tick import scenario_tick
 def enrol(scenario_file: str, settings_file: str | None) -> str:
     runtime = project_runtime(settings_file)
     # Validation happens again here: nothing runs from an invalid file.
-    scenario = load_scenario(scenario_file, runtime.settings)
-    started = launch(runtime, scenario, utc_now())
+    at = utc_now()
+    scenario = load_scenario(scenario_file, runtime.settings, at)
+    started = launch(runtime, scenario, at)
     get_run_logger().info(
         "%s version %s: %d customers enrolled", scenario.id, scenario.version, started
     )

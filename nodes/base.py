@@ -12,13 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
     from engine.settings import Settings
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only spaces")
+    return value
+
+
+# A node id or a message text: one of spaces only would validate and say nothing.
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
 
 
 class NodeConfig(BaseModel):
@@ -31,7 +41,7 @@ class NodeConfig(BaseModel):
     # True for nodes that send a message: they get an action_id in campaign events.
     is_action: ClassVar[bool] = False
 
-    id: str
+    id: NonBlank
     type: str
 
     def steps(self) -> Sequence[Step]:

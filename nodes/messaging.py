@@ -12,8 +12,10 @@ provider requests). Each batch goes through these steps, one Prefect task run ea
 5. `render`: the node's `compose`, in Jinja's sandbox with StrictUndefined; a customer
    whose message cannot be composed fails alone, not the batch;
 6. `send`: the intent (every request's payload) is written first, then each request is
-   sent and its answer recorded; an intent left by a crash is reconciled with the
-   provider before anything is sent again;
+   sent and its answer recorded; just before each request its recipients' consent is
+   checked again, and those who withdrew it since step 2 (a STOP, a revocation) are taken
+   out and recorded as not sent, with step 2's reason; an intent left by a crash is
+   reconciled with the provider before anything is sent again;
 7. `track`: one campaign event per send (enqueued or enqueue_failed), exactly once.
 
 `integration` names the project integration to send through; left out, the project's
@@ -27,6 +29,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from engine.consent import consent_refusal
 from engine.delivery import number_or_code
 from engine.dispatch import PlannedDispatch
 from engine.links import LINK_SECRET, Link, LinkRules, clashing, link_rules, short_code
@@ -168,10 +171,9 @@ class MessageNode(NodeConfig):
         stopped = ctx.store.opted_out_phones(phones, category) if phones else set()
         refused = []
         for item in fresh:
-            if item.customer_id not in granted:
-                refused.append((item, f"no consent: {category}"))
-            elif item.phone in stopped:
-                refused.append((item, f"the phone texted STOP: {category}"))
+            reason = consent_refusal(category, item.customer_id in granted, item.phone in stopped)
+            if reason is not None:
+                refused.append((item, reason))
         return self._suppress(ctx, items, refused)
 
     def apply_frequency_policy(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
@@ -299,9 +301,16 @@ class MessageNode(NodeConfig):
                 for link in item.notes.get("links", ())
             ],
         )
+        # Each request re-checks its recipients' consent just before it is made: a STOP
+        # may arrive while the batch's earlier requests go out.
         for dispatch in ctx.store.pending_dispatches(keys):
             send_dispatch(
-                ctx.store, ctx.gateways, dispatch, reconcile=dispatch["key"] in earlier, now=ctx.now
+                ctx.store,
+                ctx.gateways,
+                dispatch,
+                reconcile=dispatch["key"] in earlier,
+                now=ctx.now,
+                consent_category=ctx.scenario.settings.consent_category,
             )
         return StepResult(items)
 

@@ -38,8 +38,8 @@ from engine.dispatch import (
 from engine.errors import TemplateError
 from engine.links import Link, LinkRules, rewrite_text
 from engine.segments import segment
-from engine.templates import render_many, split_template, syntax_error
-from nodes.base import JourneyItem
+from engine.templates import render_many, split_template, template_error
+from nodes.base import JourneyItem, NonBlank
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class FallbackSms(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text: str = Field(min_length=1)
+    text: NonBlank
 
 
 class MmsNode(MessageNode):
@@ -108,8 +108,8 @@ class MmsNode(MessageNode):
     def problems(self, settings: Settings) -> list[tuple[str, str]]:
         found = super().problems(settings)
         for field, source in (("text", self.text), ("fallback.text", self._fallback_source())):
-            if source is not None and (error := syntax_error(source)):
-                found.append((field, f"template syntax error at {error}"))
+            if source is not None and (error := template_error(source)):
+                found.append((field, error))
         if len(self.text) > MAX_TEXT_LENGTH:
             found.append(
                 ("text", f"text has {len(self.text)} characters; the maximum is {MAX_TEXT_LENGTH}")
@@ -146,8 +146,8 @@ class MmsNode(MessageNode):
                         f"{', '.join(given)}: what it says goes in location.title and label",
                     )
                 )
-        elif not self.text:
-            found.append(("text", "text is required (only a location MMS has none)"))
+        elif not self.text.strip():
+            found.append(("text", "text is required and not blank (only a location MMS has none)"))
         if self.choices and (self.subject or self.media_url):
             found.append(
                 (

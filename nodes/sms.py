@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
-
 from engine.dispatch import Outgoing, PlannedDispatch, plan_dispatches
 from engine.errors import TemplateError
 from engine.links import LinkRules, rewrite
 from engine.segments import segment
-from engine.templates import SplitTemplate, render_many, split_template, syntax_error
-from nodes.base import JourneyItem
+from engine.templates import SplitTemplate, render_many, split_template, template_error
+from nodes.base import JourneyItem, NonBlank
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
@@ -32,12 +30,12 @@ class SmsNode(MessageNode):
     channel = "sms"
 
     type: Literal["sms"]
-    text: str = Field(min_length=1)
+    text: NonBlank
 
     def problems(self, settings: Settings) -> list[tuple[str, str]]:
         found = super().problems(settings)
-        if error := syntax_error(self.text):
-            found.append(("text", f"template syntax error at {error}"))
+        if error := template_error(self.text):
+            found.append(("text", error))
         if len(self.text) > MAX_TEXT_LENGTH:
             found.append(
                 ("text", f"text has {len(self.text)} characters; the maximum is {MAX_TEXT_LENGTH}")

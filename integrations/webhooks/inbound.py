@@ -1,11 +1,15 @@
 """Inbound message webhooks, parsed: each provider's callback body for a message a customer
-sent us (mobile originated, MO) into `InboundMessage`s. Pure functions: no I/O.
+sent us (mobile originated, MO) into `InboundMessage`s. Pure functions: no I/O (but a
+log line for a message whose time could not be used).
 
 One URL may receive both delivery reports and inbound messages (every provider allows it),
 so `is_inbound` tells them apart before a parser is chosen: `INBOUND_PARSERS` here, or
 `integrations.webhooks.reports.PARSERS`.
 
-A malformed body raises `InputError` naming the field, e.g. "results[0].from is missing".
+A malformed body raises `InputError` naming the field, e.g. "results[0].from is missing";
+what is checked, and what could not be stored, is in `integrations.webhooks.fields`. One
+exception: a message whose provider time is unusable (not a timestamp, or out of range)
+is taken with `at` None, so the time it was received stands in (see `_provider_time`).
 `(provider, message_id)` identifies a message: a provider that posts it again (they retry,
 and rebuild the body when they do) posts the same id.
 
@@ -31,8 +35,10 @@ What each provider sends, and where it was confirmed:
                         message-subject, content: [{"file": url}]}`; Sinch's "MMS MO
                         postbacks" reference. Every part, text ones included, is a file on
                         Sinch's servers (the reference's example ends with `file2.txt`), so
-                        its text parts are URLs in `media`, never `texts`: reading them is
-                        I/O, left to the caller.
+                        its text parts are URLs in `media`: reading them is I/O, left to
+                        the caller. A part given inline as `{"text": ...}` (not in the
+                        reference; taken so a STOP in that shape is not lost) is a text
+                        part.
     sinch_conversation  MESSAGE_INBOUND `{app_id, accepted_time, event_time, message: {id,
                         direction: "TO_APP", channel_identity: {channel, identity, app_id},
                         contact_id, conversation_id, sender_id, accept_time, contact_message:
@@ -49,27 +55,23 @@ What each provider sends, and where it was confirmed:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engine.errors import InputError
+from integrations.webhooks import fields
 from integrations.webhooks.reports import (
     CONVERSATION,
     INFOBIP_MMS,
     INFOBIP_SMS,
     SINCH_MMS,
     SINCH_SMS,
-    _e164,
-    _get,
-    _join,
-    _lookup,
-    _need,
-    _object,
-    _text,
-    _time,
 )
+
+logger = logging.getLogger("scenarist.webhooks")
 
 SHORT_CODE_DIGITS = 7
 """Our numbers with at most this many digits are short codes, kept as bare digits."""
@@ -97,20 +99,44 @@ def _recipient(value: str | None, field: str) -> str | None:
     """Our number as E.164, or a short code (at most SHORT_CODE_DIGITS digits) as digits."""
     if value is None:
         return None
-    number = _e164(value, field)
+    number = fields.e164(value, field)
     return number[1:] if len(number) - 1 <= SHORT_CODE_DIGITS else number
-
-
-def _items(obj: dict[str, Any], key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
-    """`obj[key]`, a list of objects (absent: empty), each with its path."""
-    values = _get(obj, key, path, list) or []
-    field = _join(path, key)
-    return [(f"{field}[{i}]", _object(item, f"{field}[{i}]")) for i, item in enumerate(values)]
 
 
 def _parts(*texts: str | None) -> tuple[str, ...]:
     """The text parts given, in order; empty and absent ones are no part."""
     return tuple(text for text in texts if text)
+
+
+def _content(
+    parts: list[tuple[str, dict[str, Any]]], text_key: str, url_key: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The text parts and media URLs of an MMS's parts, in order: a part with `text_key`
+    is a text part, one with `url_key` media."""
+    texts: list[str] = []
+    media: list[str] = []
+    for path, part in parts:
+        value = fields.get(part, text_key, path, str)
+        url = fields.text(part, url_key, path)
+        if value is not None:
+            texts.extend(_parts(value))
+        elif url is not None:
+            media.append(fields.url(url, fields.join(path, url_key)))
+        else:
+            raise InputError(f"{path} has neither {text_key} nor {url_key}")
+    return tuple(texts), tuple(media)
+
+
+def _provider_time(body: dict[str, Any], key: str, path: str) -> datetime | None:
+    """When the provider says it received a message; None when unusable, logged."""
+    # choice: a message is never refused for its time. A refused body is re-posted as it
+    # was, refused again and lost, and losing a STOP is worse than a wrong time: with `at`
+    # None, the time it reached us stands in (`engine.inbound.plan_inbound`).
+    try:
+        return fields.timestamp(body, key, path)
+    except InputError as exc:
+        logger.warning("inbound message time ignored (another or its arrival stands in): %s", exc)
+        return None
 
 
 # -- Sinch SMS ---------------------------------------------------------------------------
@@ -123,41 +149,41 @@ def parse_sinch_sms(body: dict) -> list[InboundMessage]:
     part; `mo_binary` has none (its `body` is base64 octets for a handset application, not
     text); `mo_media` (channel "mms") has `body.message` as its text part, `body.subject`,
     and the `url` of each `body.media[]` item that was stored (a failed upload has none)."""
-    body = _object(body, "body")
-    kind = _need(body, "type", "", str)
-    channel = _lookup(_SINCH_CHANNELS, kind, "type")
+    body = fields.obj(body, "body")
+    kind = fields.need(body, "type", "", str)
+    channel = fields.lookup(_SINCH_CHANNELS, kind, "type")
     texts: tuple[str, ...] = ()
     media: tuple[str, ...] = ()
     subject = None
     if kind == "mo_text":
-        content = _get(body, "body", "", str)
+        content = fields.get(body, "body", "", str)
         if content is None:
             raise InputError("body is missing")
         texts = _parts(content)
     elif kind == "mo_media":
-        content = _get(body, "body", "", dict)
+        content = fields.get(body, "body", "", dict)
         if content is None:
             raise InputError("body is missing")
-        texts = _parts(_text(content, "message", "body"))
-        subject = _text(content, "subject", "body")
+        texts = _parts(fields.text(content, "message", "body"))
+        subject = fields.text(content, "subject", "body")
         media = tuple(
-            url
-            for path, item in _items(content, "media", "body")
-            if (url := _text(item, "url", path)) is not None
+            fields.url(url, f"{path}.url")
+            for path, item in fields.items(content, "media", "body")
+            if (url := fields.text(item, "url", path)) is not None
         )
     return [
         InboundMessage(
             provider=SINCH_SMS,
-            message_id=_need(body, "id", "", str),
-            sender=_e164(_need(body, "from", "", str), "from"),
-            recipient=_recipient(_need(body, "to", "", str), "to"),
+            message_id=fields.need(body, "id", "", str),
+            sender=fields.e164(fields.need(body, "from", "", str), "from"),
+            recipient=_recipient(fields.need(body, "to", "", str), "to"),
             channel=channel,
             texts=texts,
             media=media,
             subject=subject,
             postback=None,
             contact_id=None,
-            at=_time(body, "received_at", ""),
+            at=_provider_time(body, "received_at", ""),
         )
     ]
 
@@ -166,10 +192,10 @@ def parse_sinch_sms(body: dict) -> list[InboundMessage]:
 
 
 def _infobip_results(body: dict) -> list[tuple[str, dict[str, Any]]]:
-    body = _object(body, "body")
-    if _get(body, "results", "", list) is None:
+    body = fields.obj(body, "body")
+    if fields.get(body, "results", "", list) is None:
         raise InputError("results is missing")
-    return _items(body, "results", "")
+    return fields.items(body, "results", "")
 
 
 def _infobip_message(
@@ -177,16 +203,16 @@ def _infobip_message(
 ) -> InboundMessage:
     return InboundMessage(
         provider=provider,
-        message_id=_need(item, "messageId", path, str),
-        sender=_e164(_need(item, "from", path, str), f"{path}.from"),
-        recipient=_recipient(_text(item, "to", path), f"{path}.to"),
+        message_id=fields.need(item, "messageId", path, str),
+        sender=fields.e164(fields.need(item, "from", path, str), f"{path}.from"),
+        recipient=_recipient(fields.text(item, "to", path), f"{path}.to"),
         channel="sms" if provider == INFOBIP_SMS else "mms",
         texts=texts,
         media=media,
         subject=None,
         postback=None,
         contact_id=None,
-        at=_time(item, "receivedAt", path),
+        at=_provider_time(item, "receivedAt", path),
     )
 
 
@@ -194,7 +220,7 @@ def parse_infobip_sms(body: dict) -> list[InboundMessage]:
     """An Infobip inbound SMS webhook: one message per `results[]` item, its `text` (the
     keyword included; `cleanText` is what follows the keyword) the one text part."""
     return [
-        _infobip_message(INFOBIP_SMS, item, path, _parts(_text(item, "text", path)), ())
+        _infobip_message(INFOBIP_SMS, item, path, _parts(fields.text(item, "text", path)), ())
         for path, item in _infobip_results(body)
     ]
 
@@ -202,21 +228,12 @@ def parse_infobip_sms(body: dict) -> list[InboundMessage]:
 def parse_infobip_mms(body: dict) -> list[InboundMessage]:
     """An Infobip inbound MMS webhook: one message per `results[]` item. Its `message[]`
     parts are read in order: a part with a `value` is a text part, one with a `url` media."""
-    messages = []
-    for path, item in _infobip_results(body):
-        texts: list[str] = []
-        media: list[str] = []
-        for part_path, part in _items(item, "message", path):
-            value = _get(part, "value", part_path, str)
-            url = _text(part, "url", part_path)
-            if value is not None:
-                texts.extend(_parts(value))
-            elif url is not None:
-                media.append(url)
-            else:
-                raise InputError(f"{part_path} has neither value nor url")
-        messages.append(_infobip_message(INFOBIP_MMS, item, path, tuple(texts), tuple(media)))
-    return messages
+    return [
+        _infobip_message(
+            INFOBIP_MMS, item, path, *_content(fields.items(item, "message", path), "value", "url")
+        )
+        for path, item in _infobip_results(body)
+    ]
 
 
 # -- Sinch MMS ---------------------------------------------------------------------------
@@ -225,25 +242,26 @@ def parse_infobip_mms(body: dict) -> list[InboundMessage]:
 def parse_sinch_mms(body: dict) -> list[InboundMessage]:
     """A Sinch MMS MO postback (`origin` MMS_MO): one message, identified by its
     `tracking-id`. `media` is every `content[].file` URL in order, the text parts' files
-    (text/plain) among them: the postback carries no text itself (see the module doc)."""
-    body = _object(body, "body")
-    origin = _need(body, "origin", "", str)
+    (text/plain) among them: the postback carries no text itself (see the module doc),
+    unless a part is inline (`content[].text`): then it is a text part."""
+    body = fields.obj(body, "body")
+    origin = fields.need(body, "origin", "", str)
     if origin != "MMS_MO":
         raise InputError(f"origin is {origin!r}, not an inbound MMS (MMS_MO)")
-    media = tuple(_need(item, "file", path, str) for path, item in _items(body, "content", ""))
+    texts, media = _content(fields.items(body, "content", ""), "text", "file")
     return [
         InboundMessage(
             provider=SINCH_MMS,
-            message_id=_need(body, "tracking-id", "", str),
-            sender=_e164(_need(body, "from", "", str), "from"),
-            recipient=_recipient(_text(body, "to", ""), "to"),
+            message_id=fields.need(body, "tracking-id", "", str),
+            sender=fields.e164(fields.need(body, "from", "", str), "from"),
+            recipient=_recipient(fields.text(body, "to", ""), "to"),
             channel="mms",
-            texts=(),
+            texts=texts,
             media=media,
-            subject=_text(body, "message-subject", ""),
+            subject=fields.text(body, "message-subject", ""),
             postback=None,
             contact_id=None,
-            at=_time(body, "timestamp", ""),
+            at=_provider_time(body, "timestamp", ""),
         )
     ]
 
@@ -267,23 +285,23 @@ def parse_conversation(body: dict) -> list[InboundMessage]:
     The channel is `channel_identity.channel`, else `channel` (as the seed's MMS channel
     examples place it); `at` is `message.accept_time`, else `event_time`, else
     `accepted_time`."""
-    body = _object(body, "body")
-    message = _get(body, "message", "", dict)
+    body = fields.obj(body, "body")
+    message = fields.get(body, "message", "", dict)
     if message is None:
         raise InputError("message is missing")
     path = "message"
-    direction = _text(message, "direction", path)
+    direction = fields.text(message, "direction", path)
     if direction not in (None, "TO_APP"):
         raise InputError(f"{path}.direction is {direction!r}, not an inbound message (TO_APP)")
     ipath = f"{path}.channel_identity"
-    identity = _get(message, "channel_identity", path, dict) or {}
-    channel = _text(identity, "channel", ipath) or _text(message, "channel", path)
+    identity = fields.get(message, "channel_identity", path, dict) or {}
+    channel = fields.text(identity, "channel", ipath) or fields.text(message, "channel", path)
     if channel is None:
         raise InputError(f"{ipath}.channel is missing")
     if channel not in _CONVERSATION_CHANNELS:
         return []
     cpath = f"{path}.contact_message"
-    contact = _get(message, "contact_message", path, dict)
+    contact = fields.get(message, "contact_message", path, dict)
     if contact is None:
         raise InputError(f"{cpath} is missing")
     kinds = [kind for kind in _CONTACT_MESSAGES if contact.get(kind) is not None]
@@ -291,34 +309,34 @@ def parse_conversation(body: dict) -> list[InboundMessage]:
         raise InputError(f"{cpath} needs exactly one of {', '.join(_CONTACT_MESSAGES)}")
     (kind,) = kinds
     kpath = f"{cpath}.{kind}"
-    content = _object(contact[kind], kpath)
+    content = fields.obj(contact[kind], kpath)
     texts: tuple[str, ...] = ()
     media: tuple[str, ...] = ()
     postback = None
     if kind == "text_message":
-        texts = _parts(_need(content, "text", kpath, str))
+        texts = _parts(fields.need(content, "text", kpath, str))
     elif kind == "choice_response_message":
-        postback = _need(content, "postback_data", kpath, str)
+        postback = fields.need(content, "postback_data", kpath, str)
     else:
-        media = (_need(content, "url", kpath, str),)
+        media = (fields.url(fields.need(content, "url", kpath, str), f"{kpath}.url"),)
         if kind == "media_card_message":
-            texts = _parts(_text(content, "caption", kpath))
-    number = _text(identity, "identity", ipath)
+            texts = _parts(fields.text(content, "caption", kpath))
+    number = fields.text(identity, "identity", ipath)
     return [
         InboundMessage(
             provider=CONVERSATION,
-            message_id=_need(message, "id", path, str),
-            sender=None if number is None else _e164(number, f"{ipath}.identity"),
-            recipient=_recipient(_text(message, "sender_id", path), f"{path}.sender_id"),
+            message_id=fields.need(message, "id", path, str),
+            sender=None if number is None else fields.e164(number, f"{ipath}.identity"),
+            recipient=_recipient(fields.text(message, "sender_id", path), f"{path}.sender_id"),
             channel=_CONVERSATION_CHANNELS[channel],
             texts=texts,
             media=media,
             subject=None,
             postback=postback,
-            contact_id=_text(message, "contact_id", path),
-            at=_time(message, "accept_time", path)
-            or _time(body, "event_time", "")
-            or _time(body, "accepted_time", ""),
+            contact_id=fields.text(message, "contact_id", path),
+            at=_provider_time(message, "accept_time", path)
+            or _provider_time(body, "event_time", "")
+            or _provider_time(body, "accepted_time", ""),
         )
     ]
 
@@ -345,7 +363,7 @@ def _infobip_inbound(body: dict[str, Any]) -> bool:
 
 
 _INBOUND_TESTS: dict[str, Callable[[dict[str, Any]], bool]] = {
-    SINCH_SMS: lambda body: body.get("type") in _SINCH_CHANNELS,
+    SINCH_SMS: lambda body: isinstance(body.get("type"), str) and body["type"] in _SINCH_CHANNELS,
     INFOBIP_SMS: _infobip_inbound,
     INFOBIP_MMS: _infobip_inbound,
     SINCH_MMS: lambda body: body.get("origin") == "MMS_MO",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.settings import load_settings
 from engine.store import Store
+from tests.conftest import NOW
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -47,6 +49,65 @@ def test_validate_names_file_line_node_and_field_and_fails(settings_file, tmp_pa
     result = invoke("validate", broken, "--settings", settings_file)
     assert result.exit_code == 1
     assert f"{broken}:6 node 'hi' field 'text': template syntax error" in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # YAML nested 500 deep overflows PyYAML's recursion: one line, no traceback
+        ("tracking: " + "[" * 500 + "]" * 500 + "\n", "the YAML nests too deeply to be read"),
+        # a condition with 70 nested parentheses overflows Jinja's parser
+        (
+            "  - {id: hi, type: condition, expression: '"
+            + "(" * 70
+            + "customer.vip"
+            + ")" * 70
+            + "'}\n",
+            ":6 node 'hi' field 'expression': not a valid expression: the expression nests",
+        ),
+    ],
+)
+def test_validate_reports_nesting_too_deep_as_an_error(settings_file, tmp_path, body, error):
+    deep = tmp_path / "deep.yaml"
+    head = "id: deep\nname: Deep\nsettings: {consent_category: sms_marketing}\nnodes:\n"
+    head += "  - {id: start, type: trigger, kind: launch}\n"
+    deep.write_text(head + body)
+    result = invoke("validate", deep, "--settings", settings_file)
+    assert result.exit_code == 1
+    assert f"error {deep}" in result.output and error in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def _head_requests(monkeypatch, length: int) -> list[httpx.Request]:
+    """Every request any httpx client sends, answered with a Content-Length."""
+    sent = []
+
+    def handle(transport, request):
+        sent.append(request)
+        return httpx.Response(200, headers={"content-length": str(length)})
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
+    return sent
+
+
+def test_validate_makes_no_network_request_without_check_media(settings_file, monkeypatch):
+    sent = _head_requests(monkeypatch, 5_000_000)
+    mms = REPOSITORY / "scenarios" / "mms_promo.yaml"
+    result = invoke("validate", mms, "--settings", settings_file)
+    assert result.exit_code == 0, result.output
+    assert sent == []
+    assert "warning" not in result.output
+
+
+def test_validate_with_check_media_asks_each_media_server(settings_file, monkeypatch):
+    sent = _head_requests(monkeypatch, 5_000_000)
+    mms = REPOSITORY / "scenarios" / "mms_promo.yaml"
+    result = invoke("validate", mms, "--settings", settings_file, "--check-media")
+    assert result.exit_code == 0, result.output
+    assert [(r.method, str(r.url)) for r in sent] == [
+        ("HEAD", "https://cdn.example.com/summer-sale.jpg")
+    ]
+    assert "media https://cdn.example.com/summer-sale.jpg is 5.0 MB" in result.output
 
 
 def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp_path):
@@ -183,6 +244,26 @@ def test_granting_consent_to_a_phone_that_texted_stop_says_it_still_holds(settin
     granted = invoke("consents", "grant", "c1", "sms_marketing", "--settings", settings_file)
     assert granted.exit_code == 0
     assert "texted STOP" in granted.output and "until it texts START" in granted.output
+
+
+def test_serve_runs_one_tick_of_each_deployment_at_a_time(settings_file, monkeypatch):
+    import prefect
+
+    from engine.runtime import Runtime, launch
+    from engine.scenario import load_scenario
+
+    settings = load_settings(settings_file)
+    runtime = Runtime(settings)
+    launch(runtime, load_scenario(REPOSITORY / "scenarios/weekly_digest.yaml", settings), NOW)
+    runtime.close()
+    served = []
+    monkeypatch.setattr(prefect, "serve", lambda *deployments: served.extend(deployments))
+
+    result = invoke("serve", "--settings", settings_file, "--webhooks-port", "0")
+
+    assert result.exit_code == 0, result.output
+    assert [d.name for d in served] == ["tick", "scenario-weekly_digest"]
+    assert [d.concurrency_limit for d in served] == [1, 1]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from engine.dispatch import (
     dispatch_key,
     plan_dispatches,
     recipient_text,
+    without_sends,
 )
 from engine.templates import split_template
 
@@ -219,3 +220,41 @@ def test_dispatch_key_fits_a_client_reference(count):
 )
 def test_recipient_text_renders_placeholders_as_sinch_does(body, parameters, expected):
     assert recipient_text(body, parameters, "+1") == expected
+
+
+def request(*keys, parameters=True, **extra):
+    """A stored payload carrying the numbered keys (k1 to phone 1, ...)."""
+    phones = [phone(int(key[1:])) for key in keys]
+    return {
+        "sender": "+12025550100",
+        "body": "Hi ${p1}!" if parameters else LITERAL,
+        "recipients": phones,
+        "send_keys": list(keys),
+        "parameters": {"p1": {p: f"Ann{p[-1]}" for p in phones}} if parameters else None,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "withheld", "expected"),
+    [
+        # one of three goes, with its parameter values
+        (request("k1", "k2", "k3"), {"k2"}, request("k1", "k3")),
+        # nobody withheld: the payload as it was
+        (request("k1", "k2"), set(), request("k1", "k2")),
+        # everyone withheld: no recipients left
+        (request("k1", "k2"), {"k1", "k2"}, request()),
+        # a key not in this request changes nothing
+        (request("k1"), {"k9"}, request("k1")),
+        # no parameters (a literal text): recipients only
+        (request("k1", "k2", parameters=False), {"k1"}, request("k2", parameters=False)),
+        # what a channel adds (an MMS's subject, media) is kept
+        (
+            request("k1", "k2", parameters=False, subject="Sale", media_url="https://m/1.jpg"),
+            {"k2"},
+            request("k1", parameters=False, subject="Sale", media_url="https://m/1.jpg"),
+        ),
+    ],
+)
+def test_without_sends_takes_out_exactly_their_recipients(payload, withheld, expected):
+    assert without_sends(payload, withheld) == expected

@@ -15,6 +15,7 @@ from engine.links import (
     LinkRules,
     clashing,
     find_urls,
+    is_short_code,
     link_rules,
     redirect_url,
     rewrite,
@@ -93,6 +94,23 @@ def test_short_codes_are_deterministic_and_distinct():
     }
     assert code not in others and len(others) == 4
     assert short_code(None, 2) == "preview002"  # a preview: obviously fake, the same length
+
+
+@pytest.mark.parametrize(
+    ("code", "looked_up"),
+    [
+        (short_code("s/v/n/c1/launch", 1, secret="k"), True),
+        ("nosuchcode", True),  # the shape of a code: looked up, and not found
+        ("abc\x00defgh", False),  # a NUL is an error in a PostgreSQL lookup
+        ("abcdefghi", False),  # one short
+        ("abcdefghijk", False),
+        ("abcdéfghij", False),
+        ("abc-efghij", False),
+        ("", False),
+    ],
+)
+def test_only_what_has_a_codes_shape_is_looked_up(code, looked_up):
+    assert is_short_code(code) is looked_up
     assert len(short_code(None, 2)) == CODE_LENGTH
 
 

@@ -6,18 +6,22 @@ client_reference, error bodies), so the real Sinch client and gateway are exerci
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
+from engine.inbound import receive_inbound
 from engine.runtime import Runtime, launch, tick_scenario
 from engine.scenario import parse_scenario
 from integrations.gateways import GatewayPool, SinchSmsGateway
 from integrations.sinch_sms import SinchSmsClient, SinchSmsCredentials
 from tests.conftest import NOW, project_settings
+from tests.engine.test_inbound import STOP
 
 
 class FakeSinch:
@@ -430,6 +434,18 @@ def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, s
     assert sqlite_store.journeys_of("c1")[0]["state"] == "failed"
 
 
+def test_a_text_too_big_to_build_fails_that_customers_journey(sqlite_store, sinch):
+    # The issue's `customer.first_name * 10**9`, bounded by a customer's own number.
+    runtime = make_runtime(sqlite_store, sinch)
+    customers(sqlite_store, [person(1, times=10**9), person(2, times=2)])
+    text = "Hi {{ customer.first_name * customer.times }}!"
+    run(runtime, HELLO.replace("Hi {{ customer.first_name }}!", text))
+    assert sinch.texts() == {"+12025550002": ["Hi Ann2Ann2!"]}
+    [journey] = sqlite_store.journeys_of("c1")
+    assert journey["state"] == "failed"
+    assert "'*' would build a str of 4,000,000,000 characters" in journey["error"]
+
+
 def test_a_test_send_goes_through_the_send_path_but_counts_nowhere(sqlite_store, sinch):
     from engine.trial_send import send_test
 
@@ -490,3 +506,118 @@ def test_changing_the_default_provider_reroutes_existing_scenarios(sqlite_store)
     tick_scenario(runtime_with_default("second"), "test", now=lambda: NOW + timedelta(days=1))
     assert first.texts() == {"+12025550001": ["Hello"]}
     assert second.texts() == {"+12025550001": ["Hello again"]}
+
+
+def test_a_tick_holds_the_claim_of_every_journey_it_runs(sqlite_store, sinch):
+    """A claim that brings back journeys this tick has already moved gives back only
+    those: the others in it are run claimed, so no other worker can take them meanwhile."""
+    runtime = make_runtime(sqlite_store, sinch, claim_size=3)
+    customers(sqlite_store, [person(n) for n in range(4)])
+    text = scenario_text(
+        nodes="""
+  - {id: start, type: trigger, kind: launch}
+  - {id: later, type: wait, duration: 1m}
+  - {id: hello, type: sms, text: "Hello"}
+""",
+        edges="""
+  - {from: start, to: later}
+  - {from: later, to: hello}
+""",
+    )
+    launch(runtime, parse_scenario(text, "test.yaml", runtime.settings), NOW)
+    # Two minutes pass between claims: the first claim's three are due again (their
+    # one-minute wait is over) when the second claim takes the fourth with two of them.
+    times = (NOW + timedelta(minutes=2 * n) for n in itertools.count(1))
+    unclaimed: list[str] = []
+
+    def run_checking_claims(ctx, node, step, items, batch):
+        for item in items:
+            journey = sqlite_store.journeys_of(item.customer_id)[0]
+            if journey["claimed_until"] is None or journey["claimed_until"] <= ctx.now:
+                unclaimed.append(item.customer_id)
+        return step.run(ctx, items)
+
+    summary = tick_scenario(runtime, "test", run_checking_claims, now=lambda: next(times))
+
+    assert unclaimed == []
+    assert summary.moves == {("later", "next->hello"): 4}
+    # The journeys given back wait, unclaimed, for the next tick.
+    assert all(sqlite_store.journeys_of(f"c{n}")[0]["claimed_until"] is None for n in range(4))
+
+
+def withdraw(runtime: Runtime, how: str, numbers: list[int]) -> None:
+    """Customers' consent ends: their phone texts STOP (acknowledged as the webhook does:
+    the ledger revoked, the phone opted out), the category is revoked in the consent
+    ledger (an import, the CLI), or the phone texts STOP and an import grants the
+    category again (the phone's STOP still holds)."""
+    if how in ("stop", "stop then granted"):
+        messages = [
+            replace(STOP, sender=person(n)["phone"], message_id=f"stop-{n}") for n in numbers
+        ]
+        receive_inbound(runtime.store, runtime.settings, messages, NOW)
+    if how in ("revoked", "stop then granted"):
+        runtime.store.change_consents(
+            [
+                {
+                    "customer_id": f"c{n}",
+                    "category": "sms_marketing",
+                    "granted": how != "revoked",
+                    "source": "import",
+                    "at": NOW,
+                    "details": {},
+                }
+                for n in numbers
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("how", "withdrawn", "reason"),
+    [
+        ("stop", [1], "no consent: sms_marketing"),
+        ("revoked", [1], "no consent: sms_marketing"),
+        ("stop then granted", [1], "the phone texted STOP: sms_marketing"),
+        ("stop", [0, 1, 2], "no consent: sms_marketing"),  # the whole request
+    ],
+)
+def test_consent_withdrawn_after_the_consent_step_is_honoured_at_the_request(
+    sqlite_store, sinch, how, withdrawn, reason
+):
+    runtime = make_runtime(sqlite_store, sinch)
+    customers(sqlite_store, [person(n) for n in range(3)])
+
+    def withdraw_before_sending(ctx, node, step, items, batch):
+        if step.name == "send":  # the consent step has passed everyone
+            withdraw(runtime, how, withdrawn)
+        return step.run(ctx, items)
+
+    scenario = parse_scenario(HELLO, "test.yaml", runtime.settings)
+    launch(runtime, scenario, NOW)
+    tick_scenario(runtime, "test", withdraw_before_sending, now=lambda: NOW)
+
+    sent = [n for n in range(3) if n not in withdrawn]
+    assert set(sinch.texts()) == {person(n)["phone"] for n in sent}
+    assert sinch.posts == (1 if sent else 0)
+    assert sqlite_store.suppression_counts("test") == [(reason, len(withdrawn))]
+    events = sqlite_store.campaign_events("test")
+    assert sorted(e["customer_id"] for e in events) == [f"c{n}" for n in sent]
+    assert sorted(sqlite_store.journey_counts("test")) == [("hello", "done", 3)]
+    # Nothing is left pending to be sent later.
+    assert sqlite_store.stale_pending_dispatches("test", NOW + timedelta(days=1)) == []
+
+
+def test_a_request_the_provider_may_have_is_not_withheld_by_a_later_stop(sqlite_store, sinch):
+    runtime = make_runtime(sqlite_store, sinch)
+    customers(sqlite_store, [person(n) for n in range(2)])
+    sinch.crash_after_accept = True
+    with pytest.raises(KeyboardInterrupt):
+        run(runtime, HELLO)
+    withdraw(runtime, "stop", [1])
+    sinch.crash_after_accept = False
+    tick_scenario(runtime, "test", now=lambda: NOW + timedelta(minutes=6))
+    # Sinch had it before the STOP: the record says it was sent, as it was.
+    assert sinch.posts == 1
+    assert {e["customer_id"]: e["status"] for e in sqlite_store.campaign_events("test")} == {
+        "c0": "enqueued",
+        "c1": "enqueued",
+    }

@@ -1,3 +1,4 @@
+from datetime import datetime
 from pathlib import Path
 from unittest.mock import ANY
 
@@ -320,6 +321,154 @@ def test_shipped_scenarios_are_found():
             6,
             id="unknown-field-on-node",
         ),
+        # -- what a scenario's templates and expressions may use and build
+        pytest.param(
+            scenario([TRIGGER, '{id: hello, type: sms, text: "Hi {{ custmer.first_name }}"}']),
+            "hello",
+            "text",
+            "unknown name 'custmer': only customer, event, cycler, dict, joiner, namespace, "
+            "range exist",
+            6,
+            id="unknown-name-in-template",
+        ),
+        pytest.param(
+            scenario([TRIGGER, '{id: hello, type: condition, expression: "vip"}']),
+            "hello",
+            "expression",
+            "not a valid expression: unknown name 'vip'",
+            6,
+            id="unknown-name-in-condition",
+        ),
+        pytest.param(
+            scenario(extra=["audience: \"'a' * 10 ** 9\""]),
+            None,
+            "audience",
+            "'*' would build a str of 1,000,000,000 characters; the limit is 100,000",
+            9,
+            id="huge-string-in-audience",
+        ),
+        pytest.param(
+            scenario([TRIGGER, '{id: hello, type: sms, text: "{{ [1] * 10 ** 9 }}"}']),
+            "hello",
+            "text",
+            "'*' would build a list of 1,000,000,000 elements; the limit is 100,000",
+            6,
+            id="huge-list-in-template",
+        ),
+        pytest.param(
+            scenario(
+                [TRIGGER, "{id: hello, type: condition, expression: 'customer.n > 2 ** 200000'}"]
+            ),
+            "hello",
+            "expression",
+            "'**' would build an integer of 200,000 bits; the limit is 100,000",
+            6,
+            id="huge-power-in-condition",
+        ),
+        pytest.param(
+            scenario(
+                [
+                    TRIGGER,
+                    "{id: hello, type: sms, text: \"{{ 'x' | center(10 ** 6 - 1) }}\"}",
+                ]
+            ),
+            "hello",
+            "text",
+            "filter 'center' would build a str of 999,999 characters",
+            6,
+            id="huge-filter-result-in-template",
+        ),
+        pytest.param(
+            scenario(
+                [
+                    TRIGGER,
+                    "{id: hello, type: condition, expression: '"
+                    + "(" * 70
+                    + "customer.vip"
+                    + ")" * 70
+                    + "'}",
+                ]
+            ),
+            "hello",
+            "expression",
+            "not a valid expression: the expression nests too deeply to be read",
+            6,
+            id="condition-nested-70-deep",
+        ),
+        # -- what a node must have
+        pytest.param(
+            scenario([TRIGGER, "{id: '', type: sms, text: Hi}"]),
+            "#2",
+            "id",
+            "must not be empty or only spaces",
+            6,
+            id="empty-node-id",
+        ),
+        pytest.param(
+            scenario([TRIGGER, "{id: hello, type: sms, text: '   '}"]),
+            "hello",
+            "text",
+            "must not be empty or only spaces",
+            6,
+            id="blank-sms-text",
+        ),
+        pytest.param(
+            scenario(
+                [
+                    TRIGGER,
+                    "{id: hello, type: mms, text: ' ', fallback: disabled,"
+                    " media_url: 'https://cdn.example.com/a.jpg'}",
+                ]
+            ),
+            "hello",
+            "text",
+            "text is required and not blank",
+            6,
+            id="blank-mms-text",
+        ),
+        pytest.param(
+            scenario(
+                [TRIGGER, "{id: hello, type: mms, text: Hi, fallback: {text: ' '}}"],
+            ),
+            "hello",
+            "fallback.FallbackSms.text",  # pydantic names the member of `text | disabled`
+            "must not be empty or only spaces",
+            6,
+            id="blank-fallback-text",
+        ),
+        # -- YAML that loses or hides something
+        pytest.param(
+            scenario([TRIGGER, "{id: hello, type: sms, text: Hi, text: Bye}"]),
+            "hello",
+            "text",
+            "duplicate key 'text' (first on line 6): YAML would keep only the last",
+            6,
+            id="duplicate-key-in-a-node",
+        ),
+        pytest.param(
+            scenario(settings="{consent_category: sms_marketing, consent_category: other}"),
+            None,
+            "settings.consent_category",
+            "duplicate key 'consent_category' (first on line 3)",
+            3,
+            id="duplicate-key-in-settings",
+        ),
+        pytest.param(
+            "id: t\nname: T\nid: u\n",
+            None,
+            "id",
+            "duplicate key 'id' (first on line 1)",
+            3,
+            id="duplicate-top-level-key",
+        ),
+        pytest.param(
+            scenario(extra=["tracking: " + "[" * 500 + "]" * 500]),
+            None,
+            None,
+            "the YAML nests too deeply to be read",
+            None,
+            id="yaml-nested-500-deep",
+        ),
     ],
 )
 def test_broken_scenario_is_reported(text, node, field, fragment, line):
@@ -510,3 +659,72 @@ def test_version_is_a_hash_of_the_definition(other, same):
 )
 def test_problem_str(problem, text):
     assert str(problem) == text
+
+
+def test_schema_errors_and_graph_errors_are_reported_in_one_run():
+    # A bad top-level field, a bad node and a dangling edge: each stage reports its own.
+    text = scenario(
+        [TRIGGER, HELLO, "{id: odd, type: sms}"],
+        ["{from: start, to: hello}", "{from: hello, to: ghost}"],
+        extra=["colour: red"],
+    )
+    problems = problems_of(text)
+    assert {(p.node, p.field) for p in problems} == {
+        (None, "colour"),  # schema: an unknown top-level field
+        ("odd", "text"),  # schema of a node: no text
+        ("ghost", "edges.1"),  # graph: an edge to no node
+    }, problems
+
+
+def test_graph_order_is_checked_beside_other_problems_when_the_graph_is_whole():
+    text = scenario(
+        [TRIGGER, HELLO, '{id: bye, type: sms, text: "Bye", sender: nope}'],
+        ["{from: start, to: hello}", "{from: hello, to: bye}", "{from: bye, to: hello}"],
+        settings="{consent_category: carrier_pigeon}",
+    )
+    problems = problems_of(text)
+    assert has_problem(problems, "bye", "sender", "not a predefined sender", 7)
+    assert has_problem(problems, None, "consent_category", "carrier_pigeon", 3)
+    assert has_problem(problems, "hello", None, "a cycle runs through hello, bye", 6)
+
+
+def test_a_duplicate_key_in_a_nested_mapping_names_its_path():
+    text = scenario([TRIGGER, "{id: hello, type: mms, text: Hi, fallback: {text: a, text: b}}"])
+    assert has_problem(
+        problems_of(text), "hello", "fallback.text", "duplicate key 'text' (first on line 6)", 6
+    )
+
+
+SCHEDULED = "{id: start, type: trigger, kind: schedule, at: %s, timezone: America/New_York}"
+
+
+@pytest.mark.parametrize(
+    ("at", "now", "past"),
+    [
+        # a day before: refused
+        ("2026-05-01T09:00:00", "2026-05-02T09:00:00+00:00", True),
+        # a day after: fine
+        ("2026-05-03T09:00:00", "2026-05-02T09:00:00+00:00", False),
+        # 09:00 in New York is 13:00 UTC: still to come at 12:00 UTC
+        ("2026-05-02T09:00:00", "2026-05-02T12:00:00+00:00", False),
+        # ... and past at 14:00 UTC
+        ("2026-05-02T09:00:00", "2026-05-02T14:00:00+00:00", True),
+        # an explicit offset wins over the trigger's time zone
+        ("2026-05-02T09:00:00+00:00", "2026-05-02T12:00:00+00:00", True),
+    ],
+)
+def test_a_schedule_at_in_the_past_is_refused(at, now, past):
+    text = scenario([SCHEDULED % at, HELLO])
+    when = datetime.fromisoformat(now)
+    if past:
+        with pytest.raises(ScenarioError) as caught:
+            parse_scenario(text, "s.yaml", SETTINGS, when)
+        assert has_problem(caught.value.problems, "start", "at", "is in the past", 5)
+    else:
+        assert parse_scenario(text, "s.yaml", SETTINGS, when).trigger.at is not None
+
+
+def test_a_stored_version_with_a_past_at_still_compiles():
+    # Ticks recompile launched versions without `now`: their `at` has passed by design.
+    text = scenario([SCHEDULED % "2020-01-01T09:00:00", HELLO])
+    assert parse_scenario(text, "s.yaml", SETTINGS).trigger.kind == "schedule"

@@ -230,6 +230,19 @@ def test_shipped_settings_load():
             "greater than or equal to 1",
             id="empty-batches",
         ),
+        pytest.param(
+            # half of basic auth would leave callbacks unauthenticated without a word
+            "webhooks: {basic_auth_username: hooks}\n",
+            "webhooks",
+            "set both basic_auth_username and basic_auth_password_env, or neither",
+            id="basic-auth-without-password",
+        ),
+        pytest.param(
+            "webhooks: {basic_auth_password_env: HOOK_PASSWORD}\n",
+            "webhooks",
+            "set both basic_auth_username and basic_auth_password_env, or neither",
+            id="basic-auth-without-username",
+        ),
     ],
 )
 def test_invalid_settings_name_the_file_and_key(tmp_path, text, key, fragment):

@@ -185,6 +185,73 @@ def test_dispatch_outcome_updates_every_pending_send(store):
     assert store.pending_dispatches(["d1"]) == []
 
 
+def test_withdrawn_consents_are_found_per_request_and_withheld(store):
+    ids = add_customers(store, 5)
+    grant = {"category": "sms", "source": "import", "at": NOW, "details": {}}
+    store.change_consents([{"customer_id": c, "granted": True, **grant} for c in ids])
+    store.change_consents(
+        [
+            {"customer_id": "c001", "granted": False, **grant},  # revoked
+            {"customer_id": "c004", "granted": False, **grant},  # revoked, but a test send
+        ]
+    )
+    # c002's phone texted STOP; c002 still grants the category (an older import).
+    stop = {"phone": "+12025550002", "category": "sms", "message_id": "m", "at": NOW}
+    message = {
+        "provider": "sinch_sms",
+        "message_id": "m",
+        "channel": "sms",
+        "texts": ["STOP"],
+        "media": [],
+        "customer_ids": [],
+        "received_at": NOW,
+    }
+    store.record_inbound([message], [], [], [], [], [{**stop, "opted_out": True}])
+    payload = {
+        "body": "hi",
+        "recipients": [f"+1202555{n:04d}" for n in range(5)],
+        "send_keys": [f"k{n}" for n in range(5)],
+        "parameters": None,
+    }
+    dispatch = {"integration": "sim", "state": "pending", "created_at": NOW, "updated_at": NOW}
+    store.record_dispatch_intents(
+        [{"key": "d1", "payload": payload, **dispatch}],
+        [
+            send_row(
+                f"k{n}",
+                ids[n],
+                "pending",
+                NOW,
+                dispatch_key="d1",
+                phone=f"+1202555{n:04d}",
+                test=n == 4,
+            )
+            for n in range(5)
+        ],
+    )
+
+    withdrawn = store.withdrawn_consents("d1", "sms")
+    assert sorted(withdrawn) == [("k1", False, False), ("k2", True, True)]
+    assert sorted(store.withdrawn_consents("d1", "other")) == [  # nobody grants another
+        (f"k{n}", False, False) for n in range(4)
+    ]
+
+    kept = {**payload, "recipients": ["+12025550000", "+12025550003"], "send_keys": ["k0", "k3"]}
+    store.withhold_sends("d1", kept, {"k1": "no consent: sms", "k2": "STOP"}, NOW)
+    sends = store.sends_by_key([f"k{n}" for n in range(5)])
+    assert {k: (s["state"], s["reason"]) for k, s in sends.items()} == {
+        "k0": ("pending", None),
+        "k1": ("suppressed", "no consent: sms"),
+        "k2": ("suppressed", "STOP"),
+        "k3": ("pending", None),
+        "k4": ("pending", None),
+    }
+    assert store.pending_dispatches(["d1"])[0]["payload"] == kept
+    # With nobody left, the request is never made.
+    store.withhold_sends("d1", {**payload, "recipients": [], "send_keys": []}, {}, NOW)
+    assert store.pending_dispatches(["d1"]) == []
+
+
 def test_frequency_counts_only_enqueued_sends_in_the_window(store):
     store.record_sends(
         [

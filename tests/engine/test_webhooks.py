@@ -195,23 +195,35 @@ def test_recipients_in_countries_without_reports_are_not_awaited(sqlite_store):
 
 def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monkeypatch):
     monkeypatch.setenv("SINCH_SECRET", "SMSWebhooksSecret")
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
     settings = project_settings(
-        webhooks={"sinch_signing_secret_env": "SINCH_SECRET", "max_body_bytes": 2000}
+        webhooks={
+            "sinch_signing_secret_env": "SINCH_SECRET",
+            "token_env": "HOOK_TOKEN",
+            "max_body_bytes": 2000,
+        }
     )
     client = TestClient(create_webhook_app(settings, sqlite_store))
     body = (
         b'{"type":"recipient_delivery_report_sms","batch_id":"01B","recipient":"12022000000",'
         b'"code":0,"status":"Delivered","at":"2026-11-22T00:00:00Z","client_reference":"d1"}'
     )
-    nonce, stamp = "nonce1", str(int(time.time()))
-    good = base64.b64encode(
-        hmac.new(b"SMSWebhooksSecret", body + f".{nonce}.{stamp}".encode(), hashlib.sha256).digest()
-    ).decode()
-    headers = {
-        "x-sinch-webhook-signature-algorithm": "HmacSHA256",
-        "x-sinch-webhook-signature-nonce": nonce,
-        "x-sinch-webhook-signature-timestamp": stamp,
-    }
+
+    def signed(nonce: str) -> dict[str, str]:
+        stamp = str(int(time.time()))
+        good = base64.b64encode(
+            hmac.new(
+                b"SMSWebhooksSecret", body + f".{nonce}.{stamp}".encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        return {
+            "x-sinch-webhook-signature": good,
+            "x-sinch-webhook-signature-algorithm": "HmacSHA256",
+            "x-sinch-webhook-signature-nonce": nonce,
+            "x-sinch-webhook-signature-timestamp": stamp,
+        }
+
+    headers = signed("nonce1")
     bad = client.post(
         "/webhooks/sinch_sms",
         content=body,
@@ -219,35 +231,32 @@ def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monk
     )
     assert bad.status_code == 401
     assert (
-        client.post(
-            "/webhooks/sinch_sms",
-            content=b"{not json",
-            headers={**headers, "x-sinch-webhook-signature": good},
-        ).status_code
-        == 401
+        client.post("/webhooks/sinch_sms", content=b"{not json", headers=headers).status_code == 401
     )
-    too_big = client.post("/webhooks/infobip_sms", content=b"x" * 3000)
+    too_big = client.post("/webhooks/infobip_sms?token=s3cret", content=b"x" * 3000)
     assert too_big.status_code == 413
-    malformed = client.post("/webhooks/infobip_sms", content=b'{"results": [{}]}')
+    unsigned = client.post("/webhooks/infobip_sms", content=b'{"results": [{}]}')
+    assert unsigned.status_code == 401
+    malformed = client.post("/webhooks/infobip_sms?token=s3cret", content=b'{"results": [{}]}')
     assert malformed.status_code == 400 and "results[0]" in malformed.json()["error"]
     assert sqlite_store.pending_delivery_reports(10) == []  # nothing stored
-    ok = client.post(
-        "/webhooks/sinch_sms", content=body, headers={**headers, "x-sinch-webhook-signature": good}
-    )
+    ok = client.post("/webhooks/sinch_sms", content=body, headers=headers)
     assert ok.status_code == 200 and ok.json()["new"] == 1
-    again = client.post(
-        "/webhooks/sinch_sms", content=body, headers={**headers, "x-sinch-webhook-signature": good}
-    )
-    assert again.json()["new"] == 0  # a duplicate is stored once
+    replayed = client.post("/webhooks/sinch_sms", content=body, headers=headers)
+    assert replayed.status_code == 401 and "replayed" in replayed.json()["error"]
+    # A provider's re-post is signed afresh: accepted, and the duplicate stored once.
+    again = client.post("/webhooks/sinch_sms", content=body, headers=signed("nonce2"))
+    assert again.status_code == 200 and again.json()["new"] == 0
     # Its send is not recorded yet: the report is kept, pending, to be matched later.
     assert len(sqlite_store.pending_delivery_reports(10)) == 1
 
 
-def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_store):
+def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_store, monkeypatch):
     from engine.runtime import Runtime, launch
     from engine.scenario import parse_scenario
 
-    settings = project_settings()
+    monkeypatch.setenv("HOOK_TOKEN", "s3cret")
+    settings = project_settings(webhooks={"token_env": "HOOK_TOKEN"})
     customers(sqlite_store, 2)
     cart = HELLO.replace("id: hello", "id: cart").replace(
         "{id: start, type: trigger, kind: launch}",
@@ -255,7 +264,10 @@ def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_stor
     )
     launch(Runtime(settings, sqlite_store), parse_scenario(cart, "cart.yaml", settings), NOW)
     ticks: list[list[str]] = []
-    client = TestClient(create_webhook_app(settings, sqlite_store, on_events=ticks.append))
+    client = TestClient(
+        create_webhook_app(settings, sqlite_store, on_events=ticks.append),
+        headers={"x-scenarist-token": "s3cret"},
+    )
 
     one = client.post(
         "/events", json={"customer_id": "c0", "type": "cart_abandoned", "properties": {"total": 30}}

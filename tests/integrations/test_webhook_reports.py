@@ -575,6 +575,44 @@ MALFORMED = [
         sim._conversation(ENVELOPE, "LOST", None, NOW),
         "message_delivery_report.status has an unknown value",
     ),
+    # values that could not be stored: integers over the columns' range, out-of-range
+    # timestamps, wrong JSON types, NUL characters
+    ("infobip_sms", _infobip_item(messageCount=2**63), "results[0].messageCount is out of range"),
+    ("infobip_sms", _v2(_infobip_item(messageCount=2**31)), "results[0].smsCount is out of range"),
+    ("infobip_mms", _infobip_item(messageCount=-1), "results[0].messageCount is out of range"),
+    (
+        "sinch_sms",
+        _with(SINCH_RECIPIENT, number_of_message_parts=2**63),
+        "number_of_message_parts is out of range",
+    ),
+    ("sinch_sms", _with(SINCH_RECIPIENT, code=2**64), "code is out of range"),
+    ("infobip_sms", _infobip_item(messageCount=1.5), "results[0].messageCount has the wrong type"),
+    (
+        "infobip_sms",
+        _infobip_item(doneAt="0001-01-01T00:00:00+01:00"),
+        "results[0].doneAt is not a timestamp",
+    ),
+    (
+        "infobip_sms",
+        _infobip_item(doneAt="9999-12-31T23:59:59-01:00"),
+        "results[0].doneAt is not a timestamp",
+    ),
+    ("sinch_sms", _with(SINCH_RECIPIENT, at="1999-12-31T23:59:59Z"), "at is out of range"),
+    ("sinch_mms", _with(SINCH_MMS_POSTBACK, timestamp="2100-01-01T00:00:00Z"), "timestamp is out"),
+    ("sinch_sms", _with(SINCH_RECIPIENT, type=[]), "type has the wrong type (list)"),
+    ("sinch_sms", _with(SINCH_RECIPIENT, type={}), "type has the wrong type (dict)"),
+    (
+        "sinch_sms",
+        _with(SINCH_FULL, statuses=[{"status": "Delivered", "recipients": [1]}]),
+        "statuses[0].recipients[0] has the wrong type",
+    ),
+    ("infobip_sms", _infobip_item(messageId="msg\x00"), "results[0].messageId contains a NUL"),
+    ("sinch_mms", _with(SINCH_MMS_POSTBACK, code="N102\x00"), "code contains a NUL character"),
+    (
+        "sinch_conversation",
+        {"message_delivery_report": {**CONVERSATION_SEED["message_delivery_report"], "reason": 3}},
+        "message_delivery_report.reason has the wrong type (int)",
+    ),
 ]
 
 
