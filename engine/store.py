@@ -684,31 +684,53 @@ class Store:
                     for key, reason in reasons.items()
                 ],
             )
+            # The request is held by its taker (`take_dispatch`): it stays so, unless
+            # nobody is left in it.
+            withheld = {} if payload["recipients"] else {"state": "withheld"}
             connection.execute(
                 update(DISPATCHES)
                 .where(DISPATCHES.c.key == dispatch_key)
-                .values(
-                    payload=payload,
-                    state="pending" if payload["recipients"] else "withheld",
-                    updated_at=now,
-                )
+                .values(payload=payload, updated_at=now, **withheld)
             )
 
-    def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
+    def unresolved_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
+        """The keys among `keys` of requests stored and not yet answered: pending, or
+        being made (`sending`)."""
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(DISPATCHES.c.key).where(
-                    self.db.in_(DISPATCHES.c.key, list(keys)), DISPATCHES.c.state == "pending"
+                    self.db.in_(DISPATCHES.c.key, list(keys)),
+                    DISPATCHES.c.state.in_(("pending", "sending")),
                 )
             )
             return set(rows.scalars())
 
-    def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        return self.db.rows(
-            select(DISPATCHES).where(
-                self.db.in_(DISPATCHES.c.key, keys), DISPATCHES.c.state == "pending"
-            )
+    def take_dispatch(
+        self, key: str, now: datetime, taken_before: datetime
+    ) -> tuple[dict[str, Any], bool] | None:
+        """Take one stored request to make it now, or None when it is not to be made by
+        this process: answered, withheld, or being made by another.
+
+        A compare-and-set on its state, so one process only takes it: `pending` becomes
+        `sending` at `now`; so does a `sending` taken before `taken_before`, whose taker
+        died mid-request (True: the provider may have it, it must be reconciled).
+        Returns the request's row and that flag.
+        """
+        attempts = (
+            (DISPATCHES.c.state == "pending", False),
+            ((DISPATCHES.c.state == "sending") & (DISPATCHES.c.updated_at < taken_before), True),
         )
+        with self.engine.begin() as connection:
+            for unclaimed, abandoned in attempts:
+                row = connection.execute(
+                    update(DISPATCHES)
+                    .where(DISPATCHES.c.key == key, unclaimed)
+                    .values(state="sending", updated_at=now)
+                    .returning(*DISPATCHES.c)
+                ).first()
+                if row is not None:
+                    return dict(row._mapping), abandoned
+        return None
 
     def resolve_dispatch(
         self,
@@ -770,7 +792,8 @@ class Store:
             )
 
     def untracked_sends(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        """What a campaign event needs of each send not yet tracked."""
+        """What a campaign event needs of each send not yet tracked: answered, or still
+        `pending` (its request is being made by another process)."""
         columns = [
             SENDS.c[name]
             for name in (
@@ -789,7 +812,7 @@ class Store:
             select(*columns).where(
                 self.db.in_(SENDS.c.key, keys),
                 SENDS.c.tracked.is_(False),
-                SENDS.c.state.in_(("enqueued", "enqueue_failed")),
+                SENDS.c.state.in_(("pending", "enqueued", "enqueue_failed")),
             )
         )
 
@@ -1113,19 +1136,20 @@ class Store:
             .limit(limit)
         )
 
-    def stale_pending_dispatches(self, scenario_id: str, before: datetime) -> list[dict[str, Any]]:
-        """Dispatches of `scenario_id`'s sends still pending since before `before`: their
-        sender died between writing the intent and recording the answer."""
+    def stale_pending_dispatches(
+        self, scenario_id: str, before: datetime, taken_before: datetime
+    ) -> list[dict[str, Any]]:
+        """Dispatches of `scenario_id`'s sends their sender left unanswered: still pending
+        since before `before`, or taken (`sending`) before `taken_before` (see
+        `take_dispatch`)."""
         of_scenario = (
             select(SENDS.c.key)
             .where(SENDS.c.dispatch_key == DISPATCHES.c.key, SENDS.c.scenario_id == scenario_id)
             .exists()
         )
-        return self.db.rows(
-            select(DISPATCHES).where(
-                DISPATCHES.c.state == "pending", DISPATCHES.c.created_at < before, of_scenario
-            )
-        )
+        pending = (DISPATCHES.c.state == "pending") & (DISPATCHES.c.created_at < before)
+        abandoned = (DISPATCHES.c.state == "sending") & (DISPATCHES.c.updated_at < taken_before)
+        return self.db.rows(select(DISPATCHES).where(or_(pending, abandoned), of_scenario))
 
     # -- links -----------------------------------------------------------------------
 
