@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from engine.database import Database, bucket_start
+from engine.dispatch import without_sends
 from engine.models import (
     CampaignEvent,
     Consent,
@@ -634,11 +635,55 @@ class Store:
         links: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Write the intent (dispatch payloads, their pending sends and the short links in
-        their texts) before any HTTP call."""
+        their texts) before any HTTP call.
+
+        A send already stored belongs to the request its row names: another worker that
+        held the same journey (its claim lease ran out) put it in a request of its own, or
+        decided it otherwise. It is left out of the payload of the request given here (its
+        links are that request's), and a request left with nobody is not stored, so no
+        message goes out in two requests.
+        """
+        # In key order: two workers writing intents with the same sends at once lock their
+        # rows in the same order on PostgreSQL, rather than each waiting for the other.
+        dispatches = sorted(dispatches, key=lambda row: row["key"])
+        sends = sorted(sends, key=lambda row: row["key"])
         with self.engine.begin() as connection:
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
-            self.db.insert_ignoring_conflicts(connection, SENDS, sends)
-            self._insert_short_links(connection, links)
+            inserted = self.db.insert_ignoring_conflicts(connection, SENDS, sends, count=True)
+            theirs = self._keep_own_sends(connection, sends) if inserted != len(sends) else set()
+            self._insert_short_links(
+                connection, [link for link in links if link["send_key"] not in theirs]
+            )
+
+    def _keep_own_sends(self, connection: Connection, sends: Sequence[dict[str, Any]]) -> set[str]:
+        """Take the sends whose stored row names another request (or none) out of the
+        payloads of the pending requests `sends` were meant for, deleting those left with
+        nobody; returns those sends' keys."""
+        meant = {send["key"]: send["dispatch_key"] for send in sends}
+        stored = connection.execute(
+            select(SENDS.c.key, SENDS.c.dispatch_key).where(self.db.in_(SENDS.c.key, list(meant)))
+        )
+        others: dict[str, set[str]] = {}
+        for key, dispatch_key in stored:
+            if dispatch_key != meant[key]:
+                others.setdefault(meant[key], set()).add(key)
+        if not others:
+            return set()
+        requests = connection.execute(
+            select(DISPATCHES.c.key, DISPATCHES.c.payload).where(
+                self.db.in_(DISPATCHES.c.key, list(others)), DISPATCHES.c.state == "pending"
+            )
+        ).all()
+        for dispatch_key, payload in requests:
+            kept = without_sends(payload, others[dispatch_key])
+            if len(kept["send_keys"]) == len(payload["send_keys"]):
+                continue  # stored by an earlier attempt that left them out already
+            this = DISPATCHES.c.key == dispatch_key
+            if kept["send_keys"]:
+                connection.execute(update(DISPATCHES).where(this).values(payload=kept))
+            else:
+                connection.execute(DISPATCHES.delete().where(this))
+        return {key for keys in others.values() for key in keys}
 
     def withdrawn_consents(self, dispatch_key: str, category: str) -> list[tuple[str, bool, bool]]:
         """The pending sends of one stored request (test sends left out) whose customer no

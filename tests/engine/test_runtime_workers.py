@@ -273,3 +273,55 @@ def test_a_request_being_made_is_left_to_the_worker_making_it(
 
     assert_everyone_sent_once_and_tracked(store, simulator)
     assert overtaking[0].moves == {("hello", "held"): AUDIENCE}
+
+
+@pytest.mark.parametrize("second_worker", ["finishes", "dies after the provider accepted"])
+def test_a_message_in_another_workers_request_is_left_out_of_this_one(
+    store, database_url, simulator, second_worker
+):
+    """The first worker's batch reaches its send step after the claim lease; meanwhile the
+    second, claiming fewer journeys at a time, put the first half of that batch in a
+    request of its own (and sent the rest too, or died once the provider had accepted its
+    first request). The first worker's request carries only the messages no other holds."""
+    simulator.reset()
+    launched(store, database_url, simulator.url)
+    first_clock, second_clock = Clock(NOW), Clock(NOW + LEASE + timedelta(seconds=1))
+    half = AUDIENCE // 2
+
+    def dies(gateway: Any) -> Interrupted:
+        return Interrupted(gateway, lambda: None, "dies after the provider accepted")
+
+    second = worker(
+        database_url,
+        simulator.url,
+        claim_size=half,
+        interrupted=dies if second_worker != "finishes" else None,
+    )
+    first = worker(database_url, simulator.url)
+
+    died: list[bool] = []
+
+    def overtaken_before_send(ctx, node, step, items, batch):
+        if step.name == "send":
+            try:
+                tick_scenario(second, "lease", now=second_clock)
+                died.append(False)
+            except WorkerDied:
+                died.append(True)
+        return step.run(ctx, items)
+
+    overtaken = tick_scenario(first, "lease", overtaken_before_send, now=first_clock)
+    # The dead worker's request, held longer than the lease, is reconciled by a later tick.
+    first_clock.at = NOW + 2 * LEASE + timedelta(seconds=2)
+    tick_scenario(first, "lease", now=first_clock)
+    first.close()
+    second.close()
+
+    assert died == [second_worker != "finishes"]
+    assert_everyone_sent_once_and_tracked(store, simulator)
+    # The first worker sent nobody the second held, and held at the node those whose
+    # request the dead worker was making.
+    if second_worker == "finishes":
+        assert overtaken.moves == {("hello", "finished"): AUDIENCE}
+    else:
+        assert overtaken.moves == {("hello", "finished"): half, ("hello", "held"): half}
