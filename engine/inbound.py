@@ -292,10 +292,12 @@ def send_replies(
     reconcile: bool = False,
 ) -> None:
     """Send the replies' stored intents (by their send keys) and track each as a campaign
-    event, once."""
+    event, once. A reply another process is sending is tracked by it."""
     dispatch_keys = [send["dispatch_key"] for send in store.sends_by_key(reply_keys).values()]
-    for dispatch in store.pending_dispatches(dispatch_keys):
-        send_dispatch(store, gateways, dispatch, reconcile=reconcile, now=now)
+    for key in dispatch_keys:
+        send_dispatch(
+            store, gateways, key, reconcile=reconcile, now=now, lease=settings.claim_lease
+        )
     answered = [
         send
         for send in store.sends_by_key(reply_keys).values()
@@ -307,9 +309,11 @@ def send_replies(
 def send_abandoned_replies(
     store: Store, gateways: GatewayPool, settings: Settings, now: datetime
 ) -> int:
-    """Send reply intents a dead sender left pending, looked up at the provider first;
-    returns how many."""
-    abandoned = store.stale_pending_dispatches(KEYWORD_REPLIES, now - ABANDONED_AFTER)
+    """Send reply intents a dead sender left unanswered (pending, or taken longer ago than
+    the claim lease), looked up at the provider first; returns how many."""
+    abandoned = store.stale_pending_dispatches(
+        KEYWORD_REPLIES, now - ABANDONED_AFTER, now - settings.claim_lease
+    )
     keys = [key for dispatch in abandoned for key in dispatch["payload"]["send_keys"]]
     send_replies(store, gateways, settings, keys, now, reconcile=True)
     return len(abandoned)

@@ -168,7 +168,8 @@ class Dispatch(SQLModel, table=True):
     __table_args__ = (Index("ix_dispatches_state", "state", "created_at"),)
     key: str = Field(primary_key=True)  # sent as client_reference
     integration: str
-    # pending | enqueued | failed | withheld (everyone in it opted out before it was made)
+    # pending | sending (one process is making the request, taken at updated_at) |
+    # enqueued | failed | withheld (everyone in it opted out before it was made)
     state: str
     payload: dict[str, Any] = _json()
     provider_id: str | None = None

@@ -57,13 +57,19 @@ def _zone(name: str) -> ZoneInfo | None:
 
 @dataclass
 class NodeContext:
-    """What a node step can use: settings, store, its scenario, the tick's clock, gateways."""
+    """What a node step can use: settings, store, its scenario, the tick's time, gateways.
+
+    `now` is the time the batch's journeys were claimed at, the batch's time for every
+    record; `clock` reads the time as it passes (a batch's requests go out over minutes),
+    which a request is taken at (`Store.take_dispatch`).
+    """
 
     settings: Settings
     store: Store
     scenario: Scenario
     now: datetime
     gateways: GatewayPool
+    clock: Callable[[], datetime] = utc_now
 
     def zone(self, item: JourneyItem, setting: str = "customer") -> ZoneInfo:
         """`setting` names a zone, or "customer" for the customer's own (project's if unset)."""
@@ -118,8 +124,10 @@ class Runtime:
     def remember(self, scenario: Scenario) -> None:
         self._compiled[(scenario.id, scenario.version)] = scenario
 
-    def context(self, scenario: Scenario, now: datetime) -> NodeContext:
-        return NodeContext(self.settings, self.store, scenario, now, self.gateways)
+    def context(
+        self, scenario: Scenario, now: datetime, clock: Callable[[], datetime] = utc_now
+    ) -> NodeContext:
+        return NodeContext(self.settings, self.store, scenario, now, self.gateways, clock)
 
 
 def _compile_definition(definition: dict, source: str, settings: Settings) -> Scenario:
@@ -307,9 +315,10 @@ def run_claimed(
     journeys: Sequence[ClaimedJourney],
     now: datetime,
     run_step: StepRunner,
+    clock: Callable[[], datetime] = utc_now,
 ) -> TickSummary:
     """Move claimed journeys (all on `scenario`'s version) as far as they go now."""
-    ctx = runtime.context(scenario, now)
+    ctx = runtime.context(scenario, now, clock)
     lease = now + runtime.settings.claim_lease
     summary = TickSummary()
     at_node: dict[str, list[JourneyItem]] = {}
@@ -429,7 +438,7 @@ def tick_scenario(
             by_version.setdefault(journey.version, []).append(journey)
         for version, journeys in by_version.items():
             scenario = runtime.scenario(scenario_id, version)
-            summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step))
+            summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step, now))
     # Delivery reports that came before their sends were tracked can be matched now. They
     # are stored: if another process is applying them at this moment, the next tick will.
     try:

@@ -3,12 +3,15 @@
 The intent (the dispatch row and its pending sends) is always written first; this is the
 step after it, shared by message nodes and keyword replies. An intent left by a crash is
 sent with `reconcile=True`: the gateway looks the request up at the provider before it
-sends anything again.
+sends anything again. A request is taken before it is made (`Store.take_dispatch`), so
+two processes that both hold its intent (a worker whose claim lease ran out mid-batch
+and the one that claimed its journeys next, a webhook process and the tick) never make it
+both: the one that does not take it leaves it to the other.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.consent import consent_refusal
@@ -21,17 +24,26 @@ from integrations.gateways import GatewayPool
 def send_dispatch(
     store: Store,
     gateways: GatewayPool,
-    dispatch: dict[str, Any],
+    key: str,
     *,
     reconcile: bool,
     now: datetime,
+    lease: timedelta,
     consent_category: str | None = None,
 ) -> None:
-    """Send one stored request through its integration and record the answer.
+    """Take one stored request, send it through its integration and record the answer.
 
-    With `consent_category` (a campaign's message, not a keyword reply), the consent of
-    its recipients is checked once more just before the request (see `withhold_opted_out`).
+    Not taken (answered, or being made by another process for less than `lease`), it is
+    left alone. Taken from a process that has held it for longer, it is reconciled: that
+    process is taken to have died mid-request. With `consent_category` (a campaign's
+    message, not a keyword reply), the consent of its recipients is checked once more just
+    before the request (see `withhold_opted_out`).
     """
+    taken = store.take_dispatch(key, now, now - lease)
+    if taken is None:
+        return
+    dispatch, abandoned = taken
+    reconcile = reconcile or abandoned
     if consent_category is not None and not reconcile:
         withheld = withhold_opted_out(store, dispatch, consent_category, now)
         if withheld is None:

@@ -377,11 +377,12 @@ class Settings(_Strict):
     max_message_parts: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
-    # How long a worker holds the journeys it claimed; a dead worker's journeys are due
-    # again after this. Keep it well above the time one node batch takes to send at the
-    # integration's rate limit: a live worker whose lease runs out mid-batch can have its
-    # journeys claimed by another, and both may then send (the dispatch has no lease of its
-    # own yet).
+    # How long a worker holds the journeys it claimed, and a provider request it is making;
+    # after this a dead worker's journeys are due again and its request is reconciled. A
+    # live worker whose lease runs out mid-batch sends nobody twice: the worker that claims
+    # its journeys next leaves its requests to it. Keep it above the time one request takes
+    # (its rate-limit wait and retries): a Sinch SMS request held longer is taken for
+    # abandoned, and if Sinch has not recorded it yet when it is looked up, it goes twice.
     claim_lease: Duration = timedelta(minutes=5)
 
     @field_validator("senders")

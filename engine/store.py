@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from engine.database import Database, bucket_start
+from engine.dispatch import without_sends
 from engine.models import (
     CampaignEvent,
     Consent,
@@ -634,11 +635,55 @@ class Store:
         links: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Write the intent (dispatch payloads, their pending sends and the short links in
-        their texts) before any HTTP call."""
+        their texts) before any HTTP call.
+
+        A send already stored belongs to the request its row names: another worker that
+        held the same journey (its claim lease ran out) put it in a request of its own, or
+        decided it otherwise. It is left out of the payload of the request given here (its
+        links are that request's), and a request left with nobody is not stored, so no
+        message goes out in two requests.
+        """
+        # In key order: two workers writing intents with the same sends at once lock their
+        # rows in the same order on PostgreSQL, rather than each waiting for the other.
+        dispatches = sorted(dispatches, key=lambda row: row["key"])
+        sends = sorted(sends, key=lambda row: row["key"])
         with self.engine.begin() as connection:
             self.db.insert_ignoring_conflicts(connection, DISPATCHES, dispatches)
-            self.db.insert_ignoring_conflicts(connection, SENDS, sends)
-            self._insert_short_links(connection, links)
+            inserted = self.db.insert_ignoring_conflicts(connection, SENDS, sends, count=True)
+            theirs = self._keep_own_sends(connection, sends) if inserted != len(sends) else set()
+            self._insert_short_links(
+                connection, [link for link in links if link["send_key"] not in theirs]
+            )
+
+    def _keep_own_sends(self, connection: Connection, sends: Sequence[dict[str, Any]]) -> set[str]:
+        """Take the sends whose stored row names another request (or none) out of the
+        payloads of the pending requests `sends` were meant for, deleting those left with
+        nobody; returns those sends' keys."""
+        meant = {send["key"]: send["dispatch_key"] for send in sends}
+        stored = connection.execute(
+            select(SENDS.c.key, SENDS.c.dispatch_key).where(self.db.in_(SENDS.c.key, list(meant)))
+        )
+        others: dict[str, set[str]] = {}
+        for key, dispatch_key in stored:
+            if dispatch_key != meant[key]:
+                others.setdefault(meant[key], set()).add(key)
+        if not others:
+            return set()
+        requests = connection.execute(
+            select(DISPATCHES.c.key, DISPATCHES.c.payload).where(
+                self.db.in_(DISPATCHES.c.key, list(others)), DISPATCHES.c.state == "pending"
+            )
+        ).all()
+        for dispatch_key, payload in requests:
+            kept = without_sends(payload, others[dispatch_key])
+            if len(kept["send_keys"]) == len(payload["send_keys"]):
+                continue  # stored by an earlier attempt that left them out already
+            this = DISPATCHES.c.key == dispatch_key
+            if kept["send_keys"]:
+                connection.execute(update(DISPATCHES).where(this).values(payload=kept))
+            else:
+                connection.execute(DISPATCHES.delete().where(this))
+        return {key for keys in others.values() for key in keys}
 
     def withdrawn_consents(self, dispatch_key: str, category: str) -> list[tuple[str, bool, bool]]:
         """The pending sends of one stored request (test sends left out) whose customer no
@@ -684,31 +729,53 @@ class Store:
                     for key, reason in reasons.items()
                 ],
             )
+            # The request is held by its taker (`take_dispatch`): it stays so, unless
+            # nobody is left in it.
+            withheld = {} if payload["recipients"] else {"state": "withheld"}
             connection.execute(
                 update(DISPATCHES)
                 .where(DISPATCHES.c.key == dispatch_key)
-                .values(
-                    payload=payload,
-                    state="pending" if payload["recipients"] else "withheld",
-                    updated_at=now,
-                )
+                .values(payload=payload, updated_at=now, **withheld)
             )
 
-    def pending_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
+    def unresolved_dispatch_keys(self, keys: Sequence[str]) -> set[str]:
+        """The keys among `keys` of requests stored and not yet answered: pending, or
+        being made (`sending`)."""
         with self.engine.connect() as connection:
             rows = connection.execute(
                 select(DISPATCHES.c.key).where(
-                    self.db.in_(DISPATCHES.c.key, list(keys)), DISPATCHES.c.state == "pending"
+                    self.db.in_(DISPATCHES.c.key, list(keys)),
+                    DISPATCHES.c.state.in_(("pending", "sending")),
                 )
             )
             return set(rows.scalars())
 
-    def pending_dispatches(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        return self.db.rows(
-            select(DISPATCHES).where(
-                self.db.in_(DISPATCHES.c.key, keys), DISPATCHES.c.state == "pending"
-            )
+    def take_dispatch(
+        self, key: str, now: datetime, taken_before: datetime
+    ) -> tuple[dict[str, Any], bool] | None:
+        """Take one stored request to make it now, or None when it is not to be made by
+        this process: answered, withheld, or being made by another.
+
+        A compare-and-set on its state, so one process only takes it: `pending` becomes
+        `sending` at `now`; so does a `sending` taken before `taken_before`, whose taker
+        died mid-request (True: the provider may have it, it must be reconciled).
+        Returns the request's row and that flag.
+        """
+        attempts = (
+            (DISPATCHES.c.state == "pending", False),
+            ((DISPATCHES.c.state == "sending") & (DISPATCHES.c.updated_at < taken_before), True),
         )
+        with self.engine.begin() as connection:
+            for unclaimed, abandoned in attempts:
+                row = connection.execute(
+                    update(DISPATCHES)
+                    .where(DISPATCHES.c.key == key, unclaimed)
+                    .values(state="sending", updated_at=now)
+                    .returning(*DISPATCHES.c)
+                ).first()
+                if row is not None:
+                    return dict(row._mapping), abandoned
+        return None
 
     def resolve_dispatch(
         self,
@@ -770,7 +837,8 @@ class Store:
             )
 
     def untracked_sends(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        """What a campaign event needs of each send not yet tracked."""
+        """What a campaign event needs of each send not yet tracked: answered, or still
+        `pending` (its request is being made by another process)."""
         columns = [
             SENDS.c[name]
             for name in (
@@ -789,7 +857,7 @@ class Store:
             select(*columns).where(
                 self.db.in_(SENDS.c.key, keys),
                 SENDS.c.tracked.is_(False),
-                SENDS.c.state.in_(("enqueued", "enqueue_failed")),
+                SENDS.c.state.in_(("pending", "enqueued", "enqueue_failed")),
             )
         )
 
@@ -1113,19 +1181,20 @@ class Store:
             .limit(limit)
         )
 
-    def stale_pending_dispatches(self, scenario_id: str, before: datetime) -> list[dict[str, Any]]:
-        """Dispatches of `scenario_id`'s sends still pending since before `before`: their
-        sender died between writing the intent and recording the answer."""
+    def stale_pending_dispatches(
+        self, scenario_id: str, before: datetime, taken_before: datetime
+    ) -> list[dict[str, Any]]:
+        """Dispatches of `scenario_id`'s sends their sender left unanswered: still pending
+        since before `before`, or taken (`sending`) before `taken_before` (see
+        `take_dispatch`)."""
         of_scenario = (
             select(SENDS.c.key)
             .where(SENDS.c.dispatch_key == DISPATCHES.c.key, SENDS.c.scenario_id == scenario_id)
             .exists()
         )
-        return self.db.rows(
-            select(DISPATCHES).where(
-                DISPATCHES.c.state == "pending", DISPATCHES.c.created_at < before, of_scenario
-            )
-        )
+        pending = (DISPATCHES.c.state == "pending") & (DISPATCHES.c.created_at < before)
+        abandoned = (DISPATCHES.c.state == "sending") & (DISPATCHES.c.updated_at < taken_before)
+        return self.db.rows(select(DISPATCHES).where(or_(pending, abandoned), of_scenario))
 
     # -- links -----------------------------------------------------------------------
 

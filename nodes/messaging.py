@@ -15,8 +15,11 @@ provider requests). Each batch goes through these steps, one Prefect task run ea
    sent and its answer recorded; just before each request its recipients' consent is
    checked again, and those who withdrew it since step 2 (a STOP, a revocation) are taken
    out and recorded as not sent, with step 2's reason; an intent left by a crash is
-   reconciled with the provider before anything is sent again;
-7. `track`: one campaign event per send (enqueued or enqueue_failed), exactly once.
+   reconciled with the provider before anything is sent again; a request another process
+   is making (it claimed these journeys before, and its claim lease ran out) is left to it;
+7. `track`: one campaign event per send (enqueued or enqueue_failed), exactly once; a
+   customer whose request another process is making stays at the node, and a later tick
+   tracks them once it is answered.
 
 `integration` names the project integration to send through; left out, the project's
 default provider for the node's channel is used at send time, so changing the default
@@ -275,7 +278,7 @@ class MessageNode(NodeConfig):
         keys += [send["dispatch_key"] for send in ctx.store.sends_by_key(resumed).values()]
         # Intents already stored were written by an earlier attempt (a crash, a retried
         # task): the provider may have them, so they are looked up before any resend.
-        earlier = ctx.store.pending_dispatch_keys(keys)
+        earlier = ctx.store.unresolved_dispatch_keys(keys)
 
         by_key = {self.send_key(ctx, item): item for item in to_send}
         ctx.store.record_dispatch_intents(
@@ -303,25 +306,31 @@ class MessageNode(NodeConfig):
         )
         # Each request re-checks its recipients' consent just before it is made: a STOP
         # may arrive while the batch's earlier requests go out.
-        for dispatch in ctx.store.pending_dispatches(keys):
+        for key in dict.fromkeys(keys):
             send_dispatch(
                 ctx.store,
                 ctx.gateways,
-                dispatch,
-                reconcile=dispatch["key"] in earlier,
-                now=ctx.now,
+                key,
+                reconcile=key in earlier,
+                now=ctx.clock(),
+                lease=ctx.settings.claim_lease,
                 consent_category=ctx.scenario.settings.consent_category,
             )
         return StepResult(items)
 
     def track(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         sends = ctx.store.untracked_sends([self.send_key(ctx, item) for item in items])
-        ctx.store.track_campaign_events([self.campaign_event(ctx, send) for send in sends])
+        answered = [send for send in sends if send["state"] != "pending"]
+        ctx.store.track_campaign_events([self.campaign_event(ctx, send) for send in answered])
         by_key = {send["key"]: send for send in sends}
         moves = []
         for item in items:
             send = by_key.get(self.send_key(ctx, item))
-            moves.append(self._after_send(item, send))
+            if send is not None and send["state"] == "pending":
+                # Its request is another process's to make: the next tick looks again.
+                moves.append(Move.stay(item, ctx.now))
+            else:
+                moves.append(self._after_send(item, send))
         return StepResult([], moves)
 
     # -- helpers -----------------------------------------------------------------------

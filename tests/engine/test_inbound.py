@@ -241,6 +241,25 @@ def test_a_reply_left_pending_by_a_dead_process_is_sent_by_the_tick(store):
     assert send_abandoned_replies(store, pool, project, NOW + timedelta(minutes=3)) == 0
 
 
+def test_a_reply_being_sent_is_left_to_its_sender_until_it_held_it_for_the_lease(store):
+    customers(store, "c1")
+    project = settings()
+    gateway = RecordingGateway()
+    pool = GatewayPool(project, opened={"simulator": gateway})
+    result = receive_inbound(store, project, [STOP], NOW)
+    dispatch_key = store.sends_by_key(result.replies)[result.replies[0]]["dispatch_key"]
+    # The webhook process takes the reply to send it, and dies making the request.
+    assert store.take_dispatch(dispatch_key, NOW, NOW) is not None
+    for later in (timedelta(minutes=2), project.claim_lease):
+        send_replies(store, pool, project, result.replies, NOW + later)
+        assert send_abandoned_replies(store, pool, project, NOW + later) == 0
+    assert gateway.sent == [] and store.campaign_events(KEYWORD_REPLIES) == []
+    later = NOW + project.claim_lease + timedelta(seconds=1)
+    assert send_abandoned_replies(store, pool, project, later) == 1
+    assert [reconcile for _, _, reconcile in gateway.sent] == [True]  # looked up first
+    assert [e["status"] for e in store.campaign_events(KEYWORD_REPLIES)] == ["enqueued"]
+
+
 # -- over HTTP -------------------------------------------------------------------------------
 
 SINCH_MO = {

@@ -603,7 +603,8 @@ def test_consent_withdrawn_after_the_consent_step_is_honoured_at_the_request(
     assert sorted(e["customer_id"] for e in events) == [f"c{n}" for n in sent]
     assert sorted(sqlite_store.journey_counts("test")) == [("hello", "done", 3)]
     # Nothing is left pending to be sent later.
-    assert sqlite_store.stale_pending_dispatches("test", NOW + timedelta(days=1)) == []
+    later = NOW + timedelta(days=1)
+    assert sqlite_store.stale_pending_dispatches("test", later, later) == []
 
 
 def test_a_request_the_provider_may_have_is_not_withheld_by_a_later_stop(sqlite_store, sinch):

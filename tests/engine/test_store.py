@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -170,7 +171,7 @@ def test_dispatch_outcome_updates_every_pending_send(store):
             send_row("k2", "c2", "pending", NOW, dispatch_key="d1"),
         ],
     )
-    assert [d["key"] for d in store.pending_dispatches(["d1"])] == ["d1"]
+    assert store.unresolved_dispatch_keys(["d1", "d2"]) == {"d1"}
     store.resolve_dispatch(
         "d1",
         enqueued=False,
@@ -182,7 +183,8 @@ def test_dispatch_outcome_updates_every_pending_send(store):
     sends = store.sends_by_key(["k1", "k2"])
     assert {s["state"] for s in sends.values()} == {"enqueue_failed"}
     assert sends["k1"]["status_code"] == "400"  # kept as the provider gave it
-    assert store.pending_dispatches(["d1"]) == []
+    assert store.unresolved_dispatch_keys(["d1"]) == set()
+    assert store.take_dispatch("d1", NOW, NOW) is None  # answered: never made again
 
 
 def test_withdrawn_consents_are_found_per_request_and_withheld(store):
@@ -246,10 +248,183 @@ def test_withdrawn_consents_are_found_per_request_and_withheld(store):
         "k3": ("pending", None),
         "k4": ("pending", None),
     }
-    assert store.pending_dispatches(["d1"])[0]["payload"] == kept
+    taken, abandoned = store.take_dispatch("d1", NOW, NOW)
+    assert taken["payload"] == kept and not abandoned
     # With nobody left, the request is never made.
     store.withhold_sends("d1", {**payload, "recipients": [], "send_keys": []}, {}, NOW)
-    assert store.pending_dispatches(["d1"]) == []
+    assert store.unresolved_dispatch_keys(["d1"]) == set()
+    assert store.take_dispatch("d1", NOW + timedelta(hours=1), NOW + timedelta(hours=1)) is None
+
+
+LEASE = timedelta(minutes=5)
+
+
+def stored_dispatch(store, key: str, state: str, taken_at: datetime) -> None:
+    """A request in `state`, its state last changed (for `sending`: taken) at `taken_at`."""
+    store.record_dispatch_intents(
+        [
+            {
+                "key": key,
+                "integration": "sim",
+                "state": state,
+                "payload": {"body": "hi", "recipients": ["+12025550001"], "send_keys": ["k"]},
+                "created_at": NOW - timedelta(hours=1),
+                "updated_at": taken_at,
+            }
+        ],
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "taken_ago", "outcome"),
+    [
+        ("pending", None, "taken"),
+        ("sending", timedelta(minutes=1), None),  # its taker is making it
+        ("sending", LEASE, None),  # held for exactly the lease: not yet given up
+        ("sending", LEASE + timedelta(seconds=1), "abandoned"),  # its taker died mid-request
+        ("enqueued", timedelta(hours=1), None),
+        ("failed", timedelta(hours=1), None),
+        ("withheld", timedelta(hours=1), None),
+        (None, None, None),  # no such request
+    ],
+)
+def test_a_request_is_taken_from_pending_or_from_a_taker_that_held_it_too_long(
+    store, state, taken_ago, outcome
+):
+    if state is not None:
+        stored_dispatch(store, "d1", state, NOW - (taken_ago or timedelta(hours=1)))
+    taken = store.take_dispatch("d1", NOW, NOW - LEASE)
+    if outcome is None:
+        assert taken is None
+        return
+    row, abandoned = taken
+    assert (row["key"], row["state"], row["updated_at"]) == ("d1", "sending", NOW)
+    assert row["payload"]["send_keys"] == ["k"]
+    assert abandoned is (outcome == "abandoned")
+    assert store.unresolved_dispatch_keys(["d1"]) == {"d1"}
+    # Taken now, nobody else takes it until the lease has passed again.
+    assert store.take_dispatch("d1", NOW + LEASE, NOW) is None
+
+
+def test_one_process_only_takes_a_request_however_many_try_at_once(store, database_url):
+    from engine.store import Store
+
+    keys = [f"d{n}" for n in range(5)]
+    for key in keys:
+        stored_dispatch(store, key, "pending", NOW)
+    stored_dispatch(store, "stale", "sending", NOW - LEASE - timedelta(minutes=1))
+    workers = 6
+    stores = [Store(database_url) for _ in range(workers)]
+    start = threading.Barrier(workers)
+    taken: list[list[str]] = [[] for _ in range(workers)]
+
+    def take_all(number: int) -> None:
+        start.wait()
+        for key in [*keys, "stale"]:
+            if stores[number].take_dispatch(key, NOW, NOW - LEASE) is not None:
+                taken[number].append(key)
+
+    threads = [threading.Thread(target=take_all, args=(n,)) for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for opened in stores:
+        opened.close()
+    assert sorted(key for keys_taken in taken for key in keys_taken) == sorted([*keys, "stale"])
+
+
+def test_stale_intents_are_those_pending_too_long_or_taken_too_long_ago(store):
+    for key, state, taken_at in [
+        ("fresh", "pending", NOW),
+        ("sending", "sending", NOW - timedelta(minutes=1)),
+        ("abandoned", "sending", NOW - timedelta(minutes=10)),
+        ("answered", "enqueued", NOW - timedelta(minutes=10)),
+    ]:
+        stored_dispatch(store, key, state, taken_at)
+        store.record_sends([send_row(f"k-{key}", "c1", "pending", NOW, dispatch_key=key)])
+    stale = store.stale_pending_dispatches("s", NOW - timedelta(minutes=30), NOW - LEASE)
+    # Every intent here was written an hour ago: the pending one is stale by its age.
+    assert sorted(d["key"] for d in stale) == ["abandoned", "fresh"]
+    assert store.stale_pending_dispatches("other", NOW, NOW) == []
+
+
+def intent(key: str, *numbers: int) -> tuple[list[dict], list[dict]]:
+    """A request to customers `numbers`, with a parameter per recipient, and its sends."""
+    phones = [f"+1202555{n:04d}" for n in numbers]
+    payload = {
+        "body": "Hi ${p1}",
+        "recipients": phones,
+        "send_keys": [f"k{n}" for n in numbers],
+        "parameters": {"p1": {phone: f"Ann{n}" for n, phone in zip(numbers, phones, strict=True)}},
+    }
+    dispatch = {
+        "key": key,
+        "integration": "sim",
+        "state": "pending",
+        "payload": payload,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    sends = [
+        send_row(f"k{n}", f"c{n}", "pending", NOW, dispatch_key=key, phone=phone)
+        for n, phone in zip(numbers, phones, strict=True)
+    ]
+    return [dispatch], sends
+
+
+def test_a_message_another_request_holds_is_left_out_of_a_new_one(store):
+    # Another worker, whose claim covered customers 1 and 2 as well, stored its intent
+    # first; customer 5 was suppressed by it.
+    store.record_dispatch_intents(*intent("other", 0, 1, 2))
+    store.record_sends([send_row("k5", "c5", "suppressed", NOW, reason="no consent: sms")])
+
+    mixed, mixed_sends = intent("mixed", 1, 3, 5)
+    theirs, theirs_sends = intent("theirs", 2)
+    store.record_dispatch_intents(mixed + theirs, mixed_sends + theirs_sends)
+
+    sends = store.sends_by_key([f"k{n}" for n in range(6)])
+    assert {k: (s["dispatch_key"], s["state"]) for k, s in sends.items()} == {
+        "k0": ("other", "pending"),
+        "k1": ("other", "pending"),
+        "k2": ("other", "pending"),
+        "k3": ("mixed", "pending"),
+        "k5": (None, "suppressed"),
+    }
+    taken, _ = store.take_dispatch("mixed", NOW, NOW)
+    assert taken["payload"] == {
+        "body": "Hi ${p1}",
+        "recipients": ["+12025550003"],
+        "send_keys": ["k3"],
+        "parameters": {"p1": {"+12025550003": "Ann3"}},
+    }
+    # A request with nobody of its own is not stored at all.
+    assert store.unresolved_dispatch_keys(["other", "mixed", "theirs"]) == {"other", "mixed"}
+    assert store.take_dispatch("other", NOW, NOW)[0]["payload"]["send_keys"] == ["k0", "k1", "k2"]
+
+    # Written again (a retried step), the intents stay as they are.
+    store.record_dispatch_intents(mixed + theirs, mixed_sends + theirs_sends)
+    assert store.unresolved_dispatch_keys(["mixed", "theirs"]) == {"mixed"}
+
+
+def test_a_message_another_request_holds_keeps_its_links(store):
+    link = {
+        "code": "AAAAAAAAAA",
+        "position": 1,
+        "customer_id": "c1",
+        "scenario_id": "s",
+        "node_id": "sms",
+        "url": "https://x.com",
+        "identity": "disabled",
+        "test": False,
+        "created_at": NOW,
+    }
+    store.record_dispatch_intents(*intent("other", 1), [{**link, "send_key": "k1"}])
+    # This worker derived another code for the same message (its render saw a clash).
+    mixed, sends = intent("mixed", 1, 3)
+    store.record_dispatch_intents(mixed, sends, [{**link, "code": "BBBBBBBBBB", "send_key": "k1"}])
+    assert store.short_link_owners(["AAAAAAAAAA", "BBBBBBBBBB"]) == {"AAAAAAAAAA": ("k1", 1)}
 
 
 def test_frequency_counts_only_enqueued_sends_in_the_window(store):

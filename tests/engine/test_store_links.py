@@ -86,7 +86,7 @@ def test_a_code_taken_by_another_message_rolls_the_whole_intent_back(store):
     with pytest.raises(RuntimeError, match="taken concurrently"):
         store.record_dispatch_intents([dispatch()], [send("s/v/n/c1/launch")], [link("AAAAAAAAAA")])
     assert store.sends_by_key(["s/v/n/c1/launch"]) == {}  # no send without its links
-    assert store.pending_dispatch_keys(["d1"]) == set()
+    assert store.unresolved_dispatch_keys(["d1"]) == set()
     assert store.short_link("AAAAAAAAAA")["send_key"] == "other/send"
 
 
