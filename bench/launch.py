@@ -82,11 +82,11 @@ def prepare_project(folder: Path, simulator_url: str, count: int, batch_size: in
             }
         )
         if len(rows) == 5000:
-            store.upsert_customers(rows, now)
-            store.change_consents(consents)
+            store.customers.upsert(rows, now)
+            store.customers.change_consents(consents)
             rows, consents = [], []
-    store.upsert_customers(rows, now)
-    store.change_consents(consents)
+    store.customers.upsert(rows, now)
+    store.customers.change_consents(consents)
     store.close()
     return folder
 

@@ -49,7 +49,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from sqlalchemy import select, update
 from engine.settings import load_settings
-from engine.store import CAMPAIGN_EVENTS, SENDS, Store
+from engine.store import Store
+from engine.store.tables import CAMPAIGN_EVENTS, SENDS
 settings = load_settings(sys.argv[1])
 store = Store(settings.database_url)
 app = FastAPI()
@@ -104,7 +105,7 @@ def prepare(folder: Path, count: int) -> Path:
     now = datetime.now(UTC)
     for start in range(0, count, 5000):
         numbers = range(start, min(count, start + 5000))
-        store.record_sends(
+        store.sends.record(
             [
                 {
                     "key": f"send-{n}",
@@ -121,7 +122,7 @@ def prepare(folder: Path, count: int) -> Path:
                 for n in numbers
             ]
         )
-        store.track_campaign_events(
+        store.sends.track(
             [
                 {
                     "name": "campaign",
@@ -199,7 +200,7 @@ def delivered_events(settings_path: Path) -> int:
 
     store = Store(load_settings(settings_path).database_url)
     try:
-        counts = {status: n for _t, status, n in store.campaign_event_counts("bench")}
+        counts = {status: n for _t, status, n in store.evaluation.event_counts("bench")}
         return counts.get("delivered", 0)
     finally:
         store.close()

@@ -251,16 +251,16 @@ def _change_consent(customer: str, category: str, granted: bool, settings: Path 
     from engine.store import Store
 
     store = Store(project.database_url)
-    record = store.customer(customer)
+    record = store.customers.get(customer)
     if record is None:
         errors.print(f"[red]error[/red] no customer '{customer}'")
         raise typer.Exit(2)
     phone = record["phone"]
-    if granted and phone and store.opted_out_phones([phone], category):
+    if granted and phone and store.customers.opted_out_phones([phone], category):
         console.print(
             f"note: {phone} texted STOP; nobody with it is sent {category} until it texts START"
         )
-    store.change_consents(
+    store.customers.change_consents(
         [
             {
                 "customer_id": customer,
@@ -291,13 +291,13 @@ def revoke(customer: str, category: str, settings: SettingsOption = None) -> Non
 def consent_history(customer: str, settings: SettingsOption = None) -> None:
     """Every consent change of one customer (the ledger), with its source."""
     store = _store(settings)
-    if store.customer(customer) is None:
+    if store.customers.get(customer) is None:
         errors.print(f"[red]error[/red] no customer '{customer}'")
         raise typer.Exit(2)
     table = Table(title=f"Consent ledger of {customer}", title_justify="left")
     for column in ("at", "category", "change", "source", "details"):
         table.add_column(column)
-    for change in store.consent_history(customer):
+    for change in store.customers.consent_history(customer):
         details = ", ".join(f"{k}={v}" for k, v in change["details"].items() if v is not None)
         table.add_row(
             f"{change['at']:%Y-%m-%d %H:%M:%S}",
@@ -319,7 +319,7 @@ def inbound(
     for column in ("at", "from", "to", "text", "keyword", "customers", "reply"):
         # In a narrow terminal the text and lists fold; times, phones and states stay whole.
         table.add_column(column, no_wrap=column in ("at", "from", "to", "reply"), overflow="fold")
-    for message in _store(settings).inbound_messages(limit):
+    for message in _store(settings).inbound.messages(limit):
         text = " | ".join(message["texts"]) or ", ".join(message["media"]) or ""
         table.add_row(
             f"{message['received_at']:%H:%M:%S}",
@@ -371,12 +371,12 @@ def track_event(
         except (InputError, json.JSONDecodeError) as exc:
             errors.print(f"[red]error[/red] {exc}")
             raise typer.Exit(2) from exc
-    known = store.customers_by_id({row["customer_id"] for row in rows})
+    known = store.customers.by_id({row["customer_id"] for row in rows})
     for row in rows:
         if row["customer_id"] not in known:
             failures.append(f"no customer '{row['customer_id']}' for event '{row['type']}'")
     rows = [row for row in rows if row["customer_id"] in known]
-    store.track_events(rows)
+    store.customers.track_events(rows)
     for failure in failures:
         errors.print(f"[red]rejected[/red] {failure}", highlight=False)
     console.print(f"{len(rows)} events tracked, {len(failures)} rejected")
@@ -416,7 +416,7 @@ def _scenario_and_customer(file: Path, customer: str, settings: Path | None):
     project = _settings(settings)
     scenario = _load_scenario(file, project)
     runtime = Runtime(project)
-    record = runtime.store.customer(customer)
+    record = runtime.store.customers.get(customer)
     if record is None:
         errors.print(f"[red]error[/red] no customer '{customer}'")
         raise typer.Exit(2)
@@ -589,7 +589,7 @@ def status(
 ) -> None:
     """Journeys per node and campaign events per status."""
     store = _store(settings)
-    records = store.scenario_records()
+    records = store.scenarios.records()
     if scenario is not None:
         records = [r for r in records if r["id"] == scenario]
         if not records:
@@ -607,10 +607,10 @@ def status(
 
 def _set_status(scenario: str, value: str, settings: Path | None) -> None:
     store = _store(settings)
-    if store.scenario_record(scenario) is None:
+    if store.scenarios.record(scenario) is None:
         errors.print(f"[red]error[/red] no scenario '{scenario}'")
         raise typer.Exit(2)
-    store.update_scenario(scenario, status=value)
+    store.scenarios.update(scenario, status=value)
     console.print(f"{scenario}: {value}")
 
 
@@ -706,7 +706,7 @@ def serve(
         )
     ]
     runtime = Runtime(_settings(settings))
-    for record in runtime.store.scenario_records(status="running"):
+    for record in runtime.store.scenarios.records(status="running"):
         trigger = runtime.scenario(record["id"], record["version"]).trigger
         if trigger.cron is not None:
             deployments.append(

@@ -41,14 +41,14 @@ def click_router(settings: Settings, store: Store, now: Callable[[], datetime]) 
     parameter = settings.links.identity_parameter
 
     def follow(code: str, tracked: bool) -> Response:
-        link = store.short_link(code) if is_short_code(code) else None
+        link = store.links.get(code) if is_short_code(code) else None
         if link is None:
             return HTMLResponse(NOT_FOUND_PAGE, 404, headers=_NO_STORE)
         if not tracked:
             return _redirect(link["url"])
         at = now()
-        enqueued = store.campaign_event_for(link["send_key"])
-        first = store.record_click(code, at, clicked_event(link, enqueued, event_name, at))
+        enqueued = store.evaluation.campaign_event_for(link["send_key"])
+        first = store.links.record_click(code, at, clicked_event(link, enqueued, event_name, at))
         return _redirect(
             redirect_url(link["url"], link["identity"], parameter, link["customer_id"], first)
         )

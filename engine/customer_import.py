@@ -185,14 +185,14 @@ def rejects_target(path: Path, rejects_file: Path | None) -> Path:
 
 
 def _write(store: Store, path: Path, rows: list[CustomerRow], moment: datetime) -> None:
-    store.upsert_customers(
+    store.customers.upsert(
         [
             {"id": r.id, "phone": r.phone, "timezone": r.timezone, "attributes": r.attributes}
             for r in rows
         ],
         moment,
     )
-    store.change_consents(
+    store.customers.change_consents(
         [
             {
                 "customer_id": r.id,

@@ -189,7 +189,7 @@ class ReportWriter:
         that cannot be applied must still be stored and acknowledged); if even that fails,
         nothing is stored and the request answers with the error. True when stored."""
         try:
-            [count] = self._store.store_delivery_reports([request.rows or []])
+            [count] = self._store.reports.store([request.rows or []])
         except Exception as exc:
             request.done.set_exception(exc)
             return False
@@ -223,8 +223,8 @@ def _decide(
     store: Store, reports: Sequence[dict[str, Any]], event_name: str, now: datetime
 ) -> _Decisions:
     """Match reports to their sends and judge each, in order (the rules above)."""
-    sends = store.sends_for_reports(reports)
-    enqueue_events = store.campaign_events_for([send["key"] for send in sends if send])
+    sends = store.reports.sends_for(reports)
+    enqueue_events = store.reports.enqueue_events([send["key"] for send in sends if send])
     decided = _Decisions()
     for report, send in zip(reports, sends, strict=True):
         if send is None or send["key"] not in enqueue_events:
@@ -251,7 +251,7 @@ def _decide(
 
 
 def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> Counter:
-    reports = store.pending_delivery_reports(limit)
+    reports = store.reports.pending(limit)
     if not reports:
         return Counter()
     decided = _decide(store, reports, event_name, now)
@@ -260,7 +260,7 @@ def _apply_pending(store: Store, event_name: str, now: datetime, limit: int) -> 
         for report, (state, note) in zip(reports, decided.states, strict=True)
         if state is not None
     ]
-    store.apply_delivery_reports(resolutions, decided.send_updates, decided.events)
+    store.reports.apply(resolutions, decided.send_updates, decided.events)
     return decided.outcomes
 
 
@@ -272,7 +272,7 @@ def store_and_apply(
     send is not recorded yet, so none is read back. Returns how many of each batch were
     new, and the outcomes. Holds the applier lock: one applier at a time."""
     with _applying:
-        seen = store.stored_report_keys({row["dedupe_key"] for rows in batches for row in rows})
+        seen = store.reports.stored_keys({row["dedupe_key"] for rows in batches for row in rows})
         fresh, counts = [], []
         for rows in batches:
             before = len(fresh)
@@ -286,9 +286,7 @@ def store_and_apply(
             {**row, "state": state or "pending", "note": note}
             for row, (state, note) in zip(fresh, decided.states, strict=True)
         ]
-        store.record_delivery_reports(
-            rows, decided.send_updates, decided.events, decided.read_statuses
-        )
+        store.reports.record(rows, decided.send_updates, decided.events, decided.read_statuses)
         return counts, decided.outcomes
 
 

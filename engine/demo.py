@@ -109,7 +109,7 @@ def run_demo(folder: Path, console: Console) -> int:
             answered += _reply_arrived(simulator, phone, before)
         inbound(limit=len(DEMO_KEYWORDS), settings=settings_file)
         if phones:
-            stopped = store.customers_by_phone(phones[:1])[phones[0]][0]
+            stopped = store.customers.by_phone(phones[:1])[phones[0]][0]
             consent_history(stopped, settings=settings_file)
 
         console.rule("7. a customer clicks the short link in their welcome text")
@@ -153,6 +153,6 @@ def _reply_arrived(simulator: Any, phone: str, before: int, timeout: float = 10.
 
 def _recipients(store: Any, count: int) -> list[str]:
     """Up to `count` phones the welcome scenario messaged."""
-    events = store.campaign_events("welcome")
+    events = store.evaluation.campaign_events("welcome")
     phones = [e["properties"]["recipient"] for e in events if e["status"] == "enqueued"]
     return list(dict.fromkeys(phones))[:count]

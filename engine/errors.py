@@ -7,6 +7,8 @@
     ├── InputError        one input record (a customer row, an event, a phone number) is wrong,
     │                     or an input file as a whole (its encoding, its header)
     ├── TemplateError     a message template failed to render for one customer
+    ├── ConcurrentUpdate  another process wrote the same rows first; the transaction was
+    │                     rolled back whole, to be tried again on what is stored now
     └── ProviderError     a provider refused a request or could not be reached; `retryable`
                           says whether the same request may be sent again
 
@@ -60,6 +62,10 @@ class InputError(ScenaristError):
 
 class TemplateError(ScenaristError):
     """A template could not be rendered for one customer."""
+
+
+class ConcurrentUpdate(ScenaristError):
+    """Another process wrote the rows a transaction meant to write; nothing was written."""
 
 
 class ProviderError(ScenaristError):

@@ -228,22 +228,24 @@ def receive_inbound(
 ) -> InboundResult:
     """Store new inbound messages with everything they cause, in one transaction."""
     for attempt in range(2):
-        known = store.known_inbound([(m.provider, m.message_id) for m in messages])
+        known = store.inbound.known([(m.provider, m.message_id) for m in messages])
         fresh: dict[tuple[str, str], InboundMessage] = {}
         for message in messages:
             key = (message.provider, message.message_id)
             if key not in known:
                 fresh.setdefault(key, message)  # a copy within one request counts once
         phones = {m.sender for m in fresh.values() if m.sender}
-        customers = store.customers_by_phone(phones) if phones else {}
-        latest = store.latest_keywords(phones, received_at - REPEAT_WINDOW) if phones else {}
+        customers = store.customers.by_phone(phones) if phones else {}
+        latest = (
+            store.inbound.latest_keywords(phones, received_at - REPEAT_WINDOW) if phones else {}
+        )
         effects = []
         for message in fresh.values():
             repeat_of = _repeats(message, latest, settings)
             ids = customers.get(message.sender or "", [])
             effects.append(plan_inbound(message, ids, settings, received_at, repeat_of))
         try:
-            store.record_inbound(
+            store.inbound.record(
                 [e.message for e in effects],
                 [change for e in effects for change in e.consent_changes],
                 [event for e in effects for event in e.events],
@@ -293,17 +295,17 @@ def send_replies(
 ) -> None:
     """Send the replies' stored intents (by their send keys) and track each as a campaign
     event, once. A reply another process is sending is tracked by it."""
-    dispatch_keys = [send["dispatch_key"] for send in store.sends_by_key(reply_keys).values()]
+    dispatch_keys = [send["dispatch_key"] for send in store.sends.by_key(reply_keys).values()]
     for key in dispatch_keys:
         send_dispatch(
             store, gateways, key, reconcile=reconcile, now=now, lease=settings.claim_lease
         )
     answered = [
         send
-        for send in store.sends_by_key(reply_keys).values()
+        for send in store.sends.by_key(reply_keys).values()
         if not send["tracked"] and send["state"] in ("enqueued", "enqueue_failed")
     ]
-    store.track_campaign_events([reply_event(settings, send, now) for send in answered])
+    store.sends.track([reply_event(settings, send, now) for send in answered])
 
 
 def send_abandoned_replies(
@@ -311,7 +313,7 @@ def send_abandoned_replies(
 ) -> int:
     """Send reply intents a dead sender left unanswered (pending, or taken longer ago than
     the claim lease), looked up at the provider first; returns how many."""
-    abandoned = store.stale_pending_dispatches(
+    abandoned = store.dispatches.stale_pending(
         KEYWORD_REPLIES, now - ABANDONED_AFTER, now - settings.claim_lease
     )
     keys = [key for dispatch in abandoned for key in dispatch["payload"]["send_keys"]]

@@ -33,7 +33,7 @@ def journeys_report(store: Store, scenario_id: str) -> Report:
     return Report(
         f"Journeys of {scenario_id}",
         ("node", "state", "customers"),
-        list(store.journey_counts(scenario_id)),
+        list(store.journeys.counts(scenario_id)),
     )
 
 
@@ -41,14 +41,14 @@ def campaign_events_report(store: Store, scenario_id: str) -> Report:
     return Report(
         f"Campaign events of {scenario_id}",
         ("action_type", "status", "events"),
-        list(store.campaign_event_counts(scenario_id)),
+        list(store.evaluation.event_counts(scenario_id)),
     )
 
 
 def funnel_report(store: Store, scenario_id: str) -> Report:
     """Entered, then what became of each message: not sent and why, enqueued, failed,
     delivered, and who clicked its links (the customers; every click in another row)."""
-    journeys = store.journey_counts(scenario_id)
+    journeys = store.journeys.counts(scenario_id)
     entered = sum(count for _node, _state, count in journeys)
     rows: list[tuple] = [("entered the scenario", entered)]
     waiting = {node: count for node, state, count in journeys if state == "active"}
@@ -57,20 +57,21 @@ def funnel_report(store: Store, scenario_id: str) -> Report:
         for node, count in sorted(waiting.items())
     ]
     rows += [
-        (f"not sent: {reason}", count) for reason, count in store.suppression_counts(scenario_id)
+        (f"not sent: {reason}", count)
+        for reason, count in store.evaluation.suppression_counts(scenario_id)
     ]
     rows += [
         (f"{action_type} {status}", count)
-        for action_type, status, count in store.campaign_event_counts(scenario_id)
+        for action_type, status, count in store.evaluation.event_counts(scenario_id)
         if status != "clicked"  # clicks are counted per customer below
     ]
-    waiting = store.delivery_counts(scenario_id, NO_DELIVERY_REPORT_COUNTRIES)
+    waiting = store.evaluation.delivery_counts(scenario_id, NO_DELIVERY_REPORT_COUNTRIES)
     rows += [
         (stage, count)
         for stage, count in sorted(waiting.items())
         if stage not in ("delivered", "failed", "rejected")
     ]
-    links, clickers, clicks = store.click_counts(scenario_id)
+    links, clickers, clicks = store.evaluation.click_counts(scenario_id)
     if links:
         rows += [("clicked a link", clickers), ("link clicks (every click)", clicks)]
     return Report(f"Evaluation of {scenario_id}", ("stage", "customers"), rows)
@@ -117,11 +118,11 @@ def timeline_report(
 
 def delivery_timeline(store: Store, scenario_id: str) -> Report | None:
     """The timeline of one scenario's campaign events; None before the first."""
-    span = store.campaign_event_span(scenario_id)
+    span = store.evaluation.event_span(scenario_id)
     if span is None:
         return None
     unit = timeline_unit(*span)
-    return timeline_report(scenario_id, store.campaign_event_timeline(scenario_id, unit), unit)
+    return timeline_report(scenario_id, store.evaluation.timeline(scenario_id, unit), unit)
 
 
 def scenario_reports(store: Store, scenario_id: str) -> list[Report]:

@@ -61,7 +61,7 @@ class NodeContext:
 
     `now` is the time the batch's journeys were claimed at, the batch's time for every
     record; `clock` reads the time as it passes (a batch's requests go out over minutes),
-    which a request is taken at (`Store.take_dispatch`).
+    which a request is taken at (`Dispatches.take`).
     """
 
     settings: Settings
@@ -115,8 +115,8 @@ class Runtime:
         """A stored scenario version, compiled once per process."""
         key = (scenario_id, version)
         if key not in self._compiled:
-            definition = self.store.scenario_definition(scenario_id, version)
-            record = self.store.scenario_record(scenario_id)
+            definition = self.store.scenarios.definition(scenario_id, version)
+            record = self.store.scenarios.record(scenario_id)
             source = record["source"] if record else scenario_id
             self._compiled[key] = _compile_definition(definition, source, self.settings)
         return self._compiled[key]
@@ -157,8 +157,8 @@ def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: dateti
     started = 0
     errors = 0
     first_error = ""
-    total = store.count_customers()
-    for page in store.customer_pages(runtime.settings.claim_size):
+    total = store.customers.count()
+    for page in store.customers.pages(runtime.settings.claim_size):
         entries = []
         for customer in page:
             try:
@@ -186,7 +186,7 @@ def _enrol(
     now: datetime,
     once_at_a_time: bool,
 ) -> int:
-    return runtime.store.enrol(
+    return runtime.store.journeys.enrol(
         scenario_id=scenario.id,
         version=scenario.version,
         node_id=first_node,
@@ -207,10 +207,10 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
     cursor = record["event_cursor"]
     started = 0
     while True:
-        events = store.events_after(trigger.event, cursor, runtime.settings.claim_size)
+        events = store.customers.events_after(trigger.event, cursor, runtime.settings.claim_size)
         if not events:
             break
-        customers = store.customers_by_id({e["customer_id"] for e in events})
+        customers = store.customers.by_id({e["customer_id"] for e in events})
         entries = []
         for event in events:
             customer = customers.get(event["customer_id"])
@@ -226,7 +226,7 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
         once_at_a_time = trigger.reentry == "after_finish"
         started += _enrol(runtime, scenario, first_node, entries, now, once_at_a_time)
         cursor = events[-1]["id"]
-        store.update_scenario(scenario.id, event_cursor=cursor)
+        store.scenarios.update(scenario.id, event_cursor=cursor)
     return started
 
 
@@ -244,7 +244,7 @@ def enrol_scheduled(runtime: Runtime, scenario: Scenario, record: dict, now: dat
     while following is not None and following <= now:
         fire, following = following, trigger.next_fire(following)
     started = enrol_audience(runtime, scenario, f"schedule:{fire.isoformat()}", now)
-    runtime.store.update_scenario(scenario.id, next_fire_at=following)
+    runtime.store.scenarios.update(scenario.id, next_fire_at=following)
     return started
 
 
@@ -257,14 +257,14 @@ def launch(runtime: Runtime, scenario: Scenario, now: datetime) -> int:
     its next fire after now.
     """
     trigger = scenario.trigger
-    runtime.store.save_scenario(
+    runtime.store.scenarios.save(
         scenario_id=scenario.id,
         name=scenario.name,
         version=scenario.version,
         source=scenario.source,
         definition=scenario.definition,
         now=now,
-        event_cursor=runtime.store.last_event_id() if trigger.kind == "event" else 0,
+        event_cursor=runtime.store.customers.last_event_id() if trigger.kind == "event" else 0,
         next_fire_at=trigger.next_fire(now) if trigger.kind == "schedule" else None,
     )
     runtime.remember(scenario)
@@ -332,7 +332,7 @@ def run_claimed(
         for item in items
     ]
     if unknown:
-        runtime.store.move_journeys(
+        runtime.store.journeys.move(
             [JourneyMove(i.journey_id, "", FAILED, now, "node no longer exists") for i in unknown],
             now,
             lease,
@@ -351,7 +351,7 @@ def run_claimed(
                 if continues:
                     move.item.notes.clear()
                     at_node.setdefault(journey_move.node_id, []).append(move.item)
-            runtime.store.move_journeys(journey_moves, now, lease)
+            runtime.store.journeys.move(journey_moves, now, lease)
             progress.advance(f"{node_id} processed", len(batch))
     return summary
 
@@ -407,7 +407,7 @@ def tick_scenario(
 ) -> TickSummary:
     """One tick of one running scenario: enrol what triggers fired, move what is due."""
     summary = TickSummary()
-    record = runtime.store.scenario_record(scenario_id)
+    record = runtime.store.scenarios.record(scenario_id)
     if record is None or record["status"] != "running":
         return summary
     current = runtime.scenario(scenario_id, record["version"])
@@ -420,7 +420,7 @@ def tick_scenario(
     seen: set[int] = set()
     while True:
         tick_time = now()
-        claimed = runtime.store.claim_due(
+        claimed = runtime.store.journeys.claim_due(
             scenario_id, tick_time, runtime.settings.claim_size, runtime.settings.claim_lease
         )
         # A journey comes back within one tick only if a node held it until a time that
@@ -428,7 +428,7 @@ def tick_scenario(
         # it is given back: the others are run under this claim.
         claimed_again = [journey.id for journey in claimed if journey.id in seen]
         if claimed_again:
-            runtime.store.release_claims(claimed_again)
+            runtime.store.journeys.release_claims(claimed_again)
             claimed = [journey for journey in claimed if journey.id not in seen]
         if not claimed:
             break

@@ -3,7 +3,7 @@
 The intent (the dispatch row and its pending sends) is always written first; this is the
 step after it, shared by message nodes and keyword replies. An intent left by a crash is
 sent with `reconcile=True`: the gateway looks the request up at the provider before it
-sends anything again. A request is taken before it is made (`Store.take_dispatch`), so
+sends anything again. A request is taken before it is made (`Dispatches.take`), so
 two processes that both hold its intent (a worker whose claim lease ran out mid-batch
 and the one that claimed its journeys next, a webhook process and the tick) never make it
 both: the one that does not take it leaves it to the other.
@@ -39,7 +39,7 @@ def send_dispatch(
     message, not a keyword reply), the consent of its recipients is checked once more just
     before the request (see `withhold_opted_out`).
     """
-    taken = store.take_dispatch(key, now, now - lease)
+    taken = store.dispatches.take(key, now, now - lease)
     if taken is None:
         return
     dispatch, abandoned = taken
@@ -53,7 +53,7 @@ def send_dispatch(
     try:
         outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
     except ProviderError as exc:
-        store.resolve_dispatch(
+        store.dispatches.resolve(
             dispatch["key"],
             enqueued=False,
             now=now,
@@ -62,7 +62,7 @@ def send_dispatch(
             comment=exc.text,
         )
         return
-    store.resolve_dispatch(
+    store.dispatches.resolve(
         dispatch["key"],
         enqueued=True,
         provider_id=outcome.provider_id,
@@ -81,7 +81,7 @@ def withhold_opted_out(
     A request being reconciled is not checked: the provider may have it already, and the
     record must say what it has.
     """
-    withdrawn = store.withdrawn_consents(dispatch["key"], category)
+    withdrawn = store.dispatches.withdrawn_consents(dispatch["key"], category)
     reasons = {
         key: reason
         for key, granted, stopped in withdrawn
@@ -90,5 +90,5 @@ def withhold_opted_out(
     if not reasons:
         return dispatch
     payload = without_sends(dispatch["payload"], reasons)
-    store.withhold_sends(dispatch["key"], payload, reasons, now)
+    store.dispatches.withhold_sends(dispatch["key"], payload, reasons, now)
     return {**dispatch, "payload": payload} if payload["recipients"] else None

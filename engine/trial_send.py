@@ -42,6 +42,6 @@ def send_test(
     ctx = runtime.context(scenario, utc_now())
     for step in (node.render, node.send, node.track):
         step(ctx, [item])
-    tracked = runtime.store.campaign_event_for(node.send_key(ctx, item))
+    tracked = runtime.store.evaluation.campaign_event_for(node.send_key(ctx, item))
     assert tracked is not None, "the track step records every test send"
     return tracked

@@ -171,7 +171,7 @@ def create_webhook_app(
 
     async def trigger(event_types: set[str]) -> list[str]:
         """Start a tick of the running scenarios listening to `event_types`, if any."""
-        scenarios = await run_in_threadpool(store.event_triggered_scenarios, event_types)
+        scenarios = await run_in_threadpool(store.scenarios.triggered_by, event_types)
         if scenarios and on_events is not None:
             await run_in_threadpool(on_events, scenarios)
         return scenarios
@@ -208,11 +208,11 @@ def create_webhook_app(
             return _error(400, str(exc))
         if not rows:
             return _error(400, "no events: send {customer_id, type, properties} or {events: [...]}")
-        known = await run_in_threadpool(store.customers_by_id, {r["customer_id"] for r in rows})
+        known = await run_in_threadpool(store.customers.by_id, {r["customer_id"] for r in rows})
         unknown = sorted({r["customer_id"] for r in rows} - set(known))
         if unknown:  # nothing half applied: all the events or none
             return _error(400, f"unknown customers: {', '.join(unknown[:10])}")
-        await run_in_threadpool(store.track_events, rows)
+        await run_in_threadpool(store.customers.track_events, rows)
         scenarios = await trigger({row["type"] for row in rows})
         return Response(
             orjson.dumps({"tracked": len(rows), "scenarios": scenarios}),

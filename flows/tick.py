@@ -44,7 +44,7 @@ def tick(settings_file: str | None = None) -> dict[str, dict]:
     runtime = project_runtime(settings_file)
     results = {
         record["id"]: scenario_tick(record["id"], settings_file)
-        for record in runtime.store.scenario_records(status="running")
+        for record in runtime.store.scenarios.records(status="running")
     }
     abandoned = send_abandoned_replies(runtime.store, runtime.gateways, runtime.settings, utc_now())
     if abandoned:

@@ -153,7 +153,7 @@ class MessageNode(NodeConfig):
         return key
 
     def resume(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        prior = ctx.store.sends_by_key([self.send_key(ctx, item) for item in items])
+        prior = ctx.store.sends.by_key([self.send_key(ctx, item) for item in items])
         live, moves = [], []
         for item in items:
             send = prior.get(self.send_key(ctx, item))
@@ -169,9 +169,9 @@ class MessageNode(NodeConfig):
     def check_consent(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         category = ctx.scenario.settings.consent_category
         fresh = [item for item in items if "resumed" not in item.notes]
-        granted = ctx.store.consented([item.customer_id for item in fresh], category)
+        granted = ctx.store.customers.consented([item.customer_id for item in fresh], category)
         phones = {item.phone for item in fresh if item.phone}
-        stopped = ctx.store.opted_out_phones(phones, category) if phones else set()
+        stopped = ctx.store.customers.opted_out_phones(phones, category) if phones else set()
         refused = []
         for item in fresh:
             reason = consent_refusal(category, item.customer_id in granted, item.phone in stopped)
@@ -185,7 +185,7 @@ class MessageNode(NodeConfig):
             return StepResult(items)
         policy = ctx.settings.frequency_policies[name]
         fresh = [item for item in items if "resumed" not in item.notes]
-        sent = ctx.store.messages_sent_since(
+        sent = ctx.store.sends.sent_since(
             [item.customer_id for item in fresh], ctx.now - policy.window
         )
         over = []
@@ -225,7 +225,7 @@ class MessageNode(NodeConfig):
             ):
                 item.notes.update(composed)
             composing = self._link_clashes(ctx, fresh)
-        ctx.store.record_sends(
+        ctx.store.sends.record(
             [
                 self._send_row(ctx, item, "enqueue_failed", error=failure[0], comment=failure[1])
                 for item in fresh
@@ -255,7 +255,7 @@ class MessageNode(NodeConfig):
         codes = [link.code for _key, links in messages for link in links]
         if not codes:
             return []
-        keys = clashing(messages, ctx.store.short_link_owners(codes))
+        keys = clashing(messages, ctx.store.links.owners(codes))
         again = [item for item in items if item.notes["send_key"] in keys]
         for item in again:
             item.notes["link_salt"] = item.notes.get("link_salt", 0) + 1
@@ -275,13 +275,13 @@ class MessageNode(NodeConfig):
         plans = self.plan(ctx, to_send)
         resumed = [self.send_key(ctx, i) for i in items if i.notes.get("resumed") == "pending"]
         keys = [plan.key for plan in plans]
-        keys += [send["dispatch_key"] for send in ctx.store.sends_by_key(resumed).values()]
+        keys += [send["dispatch_key"] for send in ctx.store.sends.by_key(resumed).values()]
         # Intents already stored were written by an earlier attempt (a crash, a retried
         # task): the provider may have them, so they are looked up before any resend.
-        earlier = ctx.store.unresolved_dispatch_keys(keys)
+        earlier = ctx.store.dispatches.unresolved_keys(keys)
 
         by_key = {self.send_key(ctx, item): item for item in to_send}
-        ctx.store.record_dispatch_intents(
+        ctx.store.sends.record_intents(
             [
                 {
                     "key": plan.key,
@@ -319,9 +319,9 @@ class MessageNode(NodeConfig):
         return StepResult(items)
 
     def track(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
-        sends = ctx.store.untracked_sends([self.send_key(ctx, item) for item in items])
+        sends = ctx.store.sends.untracked([self.send_key(ctx, item) for item in items])
         answered = [send for send in sends if send["state"] != "pending"]
-        ctx.store.track_campaign_events([self.campaign_event(ctx, send) for send in answered])
+        ctx.store.sends.track([self.campaign_event(ctx, send) for send in answered])
         by_key = {send["key"]: send for send in sends}
         moves = []
         for item in items:
@@ -374,7 +374,7 @@ class MessageNode(NodeConfig):
         to the next node, the others stay in the batch."""
         if not refused:
             return StepResult(items)
-        ctx.store.record_sends(
+        ctx.store.sends.record(
             [
                 self._send_row(ctx, item, "suppressed", reason=reason, tracked=True)
                 for item, reason in refused

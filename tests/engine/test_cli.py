@@ -123,9 +123,9 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp
     assert "2 customers imported, 1 rows rejected" in result.output
     assert "line 3: phone '0601 234 567' is not in international format" in result.output
     store = Store(load_settings(settings_file).database_url)
-    assert store.customer("c3")["phone"] == "+442079460958"
-    assert store.consented(["c1", "c3"], "sms_marketing") == {"c1"}
-    assert store.consent_history("c1")[0]["source"] == "import:people.csv"
+    assert store.customers.get("c3")["phone"] == "+442079460958"
+    assert store.customers.consented(["c1", "c3"], "sms_marketing") == {"c1"}
+    assert store.customers.consent_history("c1")[0]["source"] == "import:people.csv"
 
 
 def test_consents_and_events_name_what_is_wrong(settings_file, tmp_path):
@@ -159,8 +159,8 @@ def test_consents_and_events_name_what_is_wrong(settings_file, tmp_path):
     assert bad.exit_code == 2 and "must be a JSON object" in bad.output
 
     store = Store(load_settings(settings_file).database_url)
-    assert [c["granted"] for c in store.consent_history("c1")] == [True, False]
-    assert store.events_after("cart_abandoned", 0, 10)[0]["properties"] == {"total": 30}
+    assert [c["granted"] for c in store.customers.consent_history("c1")] == [True, False]
+    assert store.customers.events_after("cart_abandoned", 0, 10)[0]["properties"] == {"total": 30}
 
 
 def test_status_of_an_unknown_scenario_fails(settings_file):

@@ -56,10 +56,12 @@ def test_a_click_redirects_and_is_tracked_with_the_sends_properties(sqlite_store
     assert response.headers["location"] == TARGET + "&scenarist_customer=c1"
     assert response.headers["cache-control"] == "no-store"  # every click reaches us
     [enqueued] = [
-        e for e in sqlite_store.campaign_events("test")
+        e for e in sqlite_store.evaluation.campaign_events("test")
         if e["customer_id"] == "c1" and e["status"] == "enqueued"
     ]  # fmt: skip
-    [clicked] = [e for e in sqlite_store.campaign_events("test") if e["status"] == "clicked"]
+    [clicked] = [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["status"] == "clicked"
+    ]
     assert clicked["customer_id"] == "c1" and clicked["name"] == "campaign"
     assert clicked["timestamp"] == NOW and clicked["test"] is False
     assert clicked["properties"] == {
@@ -68,7 +70,7 @@ def test_a_click_redirects_and_is_tracked_with_the_sends_properties(sqlite_store
         "url": TARGET,  # without the identity parameter
         "link_position": 1,
     }
-    link = sqlite_store.short_link(code)
+    link = sqlite_store.links.get(code)
     assert link["clicks"] == 1 and link["first_clicked_at"] == NOW
 
 
@@ -85,18 +87,20 @@ def test_identity_transfer_options(sqlite_store, identity, first, second):
     client = client_for(runtime)
     code = code_of(sinch, "+12025550002")
     assert [client.get(f"/l/{code}").headers["location"] for _ in range(2)] == [first, second]
-    clicks = [e for e in sqlite_store.campaign_events("test") if e["status"] == "clicked"]
+    clicks = [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["status"] == "clicked"
+    ]
     assert len(clicks) == 2  # every click is an event
-    assert sqlite_store.short_link(code)["clicks"] == 2
+    assert sqlite_store.links.get(code)["clicks"] == 2
 
 
 def test_an_unknown_code_is_a_404_and_leaves_no_trace(sqlite_store):
     _sinch, runtime = launch(sqlite_store)
-    before = sqlite_store.campaign_events("test")
+    before = sqlite_store.evaluation.campaign_events("test")
     response = client_for(runtime).get("/l/nosuchcode")
     assert response.status_code == 404 and "does not exist" in response.text
-    assert sqlite_store.campaign_events("test") == before
-    assert sqlite_store.short_link("nosuchcode") is None
+    assert sqlite_store.evaluation.campaign_events("test") == before
+    assert sqlite_store.links.get("nosuchcode") is None
 
 
 def test_a_head_request_redirects_but_tracks_nothing(sqlite_store):
@@ -105,15 +109,17 @@ def test_a_head_request_redirects_but_tracks_nothing(sqlite_store):
     code = code_of(sinch, "+12025550001")
     head = client.head(f"/l/{code}")
     assert head.status_code == 302 and head.headers["location"] == TARGET  # no identity
-    assert sqlite_store.short_link(code)["clicks"] == 0
-    assert not [e for e in sqlite_store.campaign_events("test") if e["status"] == "clicked"]
+    assert sqlite_store.links.get(code)["clicks"] == 0
+    assert not [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["status"] == "clicked"
+    ]
     # the customer's own click afterwards is still the first one
     assert client.get(f"/l/{code}").headers["location"].endswith("scenarist_customer=c1")
 
 
 def test_every_status_carries_the_custom_tracking_attributes(sqlite_store):
     sinch, runtime = launch(sqlite_store)
-    version = sqlite_store.scenario_record("test")["version"]
+    version = sqlite_store.scenarios.record("test")["version"]
     reports = [
         DeliveryReport(
             provider="sinch_sms",
@@ -131,11 +137,11 @@ def test_every_status_carries_the_custom_tracking_attributes(sqlite_store):
         )
         for number, status in ((1, "delivered"), (2, "failed"))
     ]
-    sqlite_store.store_delivery_reports([report_rows(reports, NOW)])
+    sqlite_store.reports.store([report_rows(reports, NOW)])
     apply_pending_reports(sqlite_store, "campaign", NOW)
     client_for(runtime, NOW + timedelta(hours=1)).get(f"/l/{code_of(sinch, '+12025550001')}")
 
-    events = sqlite_store.campaign_events("test")
+    events = sqlite_store.evaluation.campaign_events("test")
     statuses = sorted(e["status"] for e in events)
     assert statuses == ["clicked", "delivered", "enqueue_failed", "enqueued", "enqueued", "failed"]
     assert all(e["properties"]["utm_campaign"] == "spring" for e in events), events

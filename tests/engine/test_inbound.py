@@ -65,8 +65,8 @@ def settings(**keywords):
 
 
 def customers(store, *ids: str, phone: str = PHONE) -> None:
-    store.upsert_customers([{"id": i, "phone": phone, "attributes": {}} for i in ids], NOW)
-    store.change_consents(
+    store.customers.upsert([{"id": i, "phone": phone, "attributes": {}} for i in ids], NOW)
+    store.customers.change_consents(
         [
             {
                 "customer_id": i,
@@ -192,12 +192,12 @@ def test_stop_is_stored_once_and_revokes_with_a_ledger_entry(store):
     again = receive_inbound(store, project, [STOP], NOW + timedelta(minutes=1))  # a retry
     assert (first.received, first.new, again.new) == (2, 1, 0)
     assert first.event_types == {"inbound_message"}
-    assert store.consented(["c1", "c2"], "sms_marketing") == set()
-    ledger = store.consent_history("c1")
+    assert store.customers.consented(["c1", "c2"], "sms_marketing") == set()
+    ledger = store.customers.consent_history("c1")
     assert [(e["source"], e["granted"]) for e in ledger] == [("import", True), ("keyword", False)]
     assert ledger[-1]["details"]["message_id"] == STOP.message_id
-    assert len(store.events_after("inbound_message", 0, 10)) == 2
-    [stored] = store.inbound_messages()
+    assert len(store.customers.events_after("inbound_message", 0, 10)) == 2
+    [stored] = store.inbound.messages()
     assert stored["keyword"] == "STOP" and stored["customer_ids"] == ["c1", "c2"]
     assert stored["reply_key"] == first.replies[0]
 
@@ -207,7 +207,7 @@ def test_start_restores_consent(store):
     receive_inbound(store, settings(), [STOP], NOW)
     start = replace(STOP, message_id="second", texts=("START",))
     receive_inbound(store, settings(), [start], NOW + timedelta(minutes=1))
-    assert store.consented(["c1"], "sms_marketing") == {"c1"}
+    assert store.customers.consented(["c1"], "sms_marketing") == {"c1"}
 
 
 def test_replies_are_sent_once_tracked_and_not_counted_by_frequency_policies(store):
@@ -222,10 +222,10 @@ def test_replies_are_sent_once_tracked_and_not_counted_by_frequency_policies(sto
     _, payload, reconcile = gateway.sent[0]
     assert payload["sender"] == SHORT_CODE and payload["recipients"] == [PHONE]
     assert not reconcile
-    [event] = store.campaign_events(KEYWORD_REPLIES)
+    [event] = store.evaluation.campaign_events(KEYWORD_REPLIES)
     assert event["status"] == "enqueued" and event["customer_id"] == "c1"
     assert event["properties"]["keyword"] == "HELP"
-    assert store.messages_sent_since(["c1"], NOW - timedelta(days=1)) == {}
+    assert store.sends.sent_since(["c1"], NOW - timedelta(days=1)) == {}
 
 
 def test_a_reply_left_pending_by_a_dead_process_is_sent_by_the_tick(store):
@@ -237,7 +237,7 @@ def test_a_reply_left_pending_by_a_dead_process_is_sent_by_the_tick(store):
     assert send_abandoned_replies(store, pool, project, NOW + timedelta(seconds=10)) == 0
     assert send_abandoned_replies(store, pool, project, NOW + timedelta(minutes=2)) == 1
     assert [reconcile for _, _, reconcile in gateway.sent] == [True]  # looked up first
-    assert [e["status"] for e in store.campaign_events(KEYWORD_REPLIES)] == ["enqueued"]
+    assert [e["status"] for e in store.evaluation.campaign_events(KEYWORD_REPLIES)] == ["enqueued"]
     assert send_abandoned_replies(store, pool, project, NOW + timedelta(minutes=3)) == 0
 
 
@@ -247,17 +247,17 @@ def test_a_reply_being_sent_is_left_to_its_sender_until_it_held_it_for_the_lease
     gateway = RecordingGateway()
     pool = GatewayPool(project, opened={"simulator": gateway})
     result = receive_inbound(store, project, [STOP], NOW)
-    dispatch_key = store.sends_by_key(result.replies)[result.replies[0]]["dispatch_key"]
+    dispatch_key = store.sends.by_key(result.replies)[result.replies[0]]["dispatch_key"]
     # The webhook process takes the reply to send it, and dies making the request.
-    assert store.take_dispatch(dispatch_key, NOW, NOW) is not None
+    assert store.dispatches.take(dispatch_key, NOW, NOW) is not None
     for later in (timedelta(minutes=2), project.claim_lease):
         send_replies(store, pool, project, result.replies, NOW + later)
         assert send_abandoned_replies(store, pool, project, NOW + later) == 0
-    assert gateway.sent == [] and store.campaign_events(KEYWORD_REPLIES) == []
+    assert gateway.sent == [] and store.evaluation.campaign_events(KEYWORD_REPLIES) == []
     later = NOW + project.claim_lease + timedelta(seconds=1)
     assert send_abandoned_replies(store, pool, project, later) == 1
     assert [reconcile for _, _, reconcile in gateway.sent] == [True]  # looked up first
-    assert [e["status"] for e in store.campaign_events(KEYWORD_REPLIES)] == ["enqueued"]
+    assert [e["status"] for e in store.evaluation.campaign_events(KEYWORD_REPLIES)] == ["enqueued"]
 
 
 # -- over HTTP -------------------------------------------------------------------------------
@@ -336,17 +336,17 @@ def test_inbound_over_http(client_and_gateway, sqlite_store, provider, body, key
         assert answer.status_code == 200, answer.text
     assert answer.json() == {"received": 1, "new": 0}
     assert len(gateway.sent) == 1  # the reply went out after the first acknowledgement
-    assert sqlite_store.consented(["c1"], "sms_marketing") == granted
-    [stored] = sqlite_store.inbound_messages()
+    assert sqlite_store.customers.consented(["c1"], "sms_marketing") == granted
+    [stored] = sqlite_store.inbound.messages()
     assert stored["keyword"] == keyword and stored["provider"] == provider
-    [event] = sqlite_store.campaign_events(KEYWORD_REPLIES)
+    [event] = sqlite_store.evaluation.campaign_events(KEYWORD_REPLIES)
     assert event["properties"]["keyword"] == keyword
 
 
 def test_an_inbound_message_starts_the_scenarios_listening_to_it(client_and_gateway, monkeypatch):
     client, _, started = client_and_gateway
     monkeypatch.setattr(
-        "engine.store.Store.event_triggered_scenarios",
+        "engine.store.scenarios.Scenarios.triggered_by",
         lambda self, types: ["replies"] if "inbound_message" in types else [],
     )
     client.post("/webhooks/sinch_sms", json={**SINCH_MO, "body": "Where is my order?"})
@@ -359,7 +359,7 @@ def test_a_malformed_inbound_message_is_refused_and_nothing_stored(
     client, gateway, _ = client_and_gateway
     answer = client.post("/webhooks/sinch_sms", json={**SINCH_MO, "from": None})
     assert answer.status_code == 400 and "from" in answer.json()["error"]
-    assert sqlite_store.inbound_messages() == [] and gateway.sent == []
+    assert sqlite_store.inbound.messages() == [] and gateway.sent == []
 
 
 def public_address(host: str) -> list[IPv4Address]:
@@ -404,10 +404,10 @@ def test_a_sinch_mms_mo_is_scanned_in_its_text_files(sqlite_store):
     with TestClient(app) as client:
         assert client.post("/webhooks/sinch_mms", json=body).status_code == 200
     assert fetched == ["/mo/file2.txt", "/mo/file3.txt"]  # images are not fetched
-    [stored] = sqlite_store.inbound_messages()
+    [stored] = sqlite_store.inbound.messages()
     assert stored["texts"] == ["Lovely picture", "stop sending these"]
     assert stored["keyword"] == "STOP" and stored["subject"] == "Hello"
-    assert sqlite_store.consented(["c1"], "sms_marketing") == set()
+    assert sqlite_store.customers.consented(["c1"], "sms_marketing") == set()
 
 
 # -- the whole loop: the simulator posts, the webhook server answers through the simulator --
@@ -454,11 +454,11 @@ def test_the_simulator_posts_inbound_messages_and_gets_the_reply(
             replies = simulator.messages(PHONE)
     assert [r["body"] for r in replies] == [project.keywords.response(*_family(keyword))]
     assert replies[0]["from"].lstrip("+") == SHORT_CODE  # from the number written to
-    [stored] = sqlite_store.inbound_messages()  # posted twice, stored once
+    [stored] = sqlite_store.inbound.messages()  # posted twice, stored once
     assert stored["keyword"] == keyword and stored["provider"] == api
     assert stored["customer_ids"] == ["c1"] and stored["reply_state"] == "enqueued"
     granted = {"STOP": set()}.get(keyword, {"c1"})
-    assert sqlite_store.consented(["c1"], "sms_marketing") == granted
+    assert sqlite_store.customers.consented(["c1"], "sms_marketing") == granted
 
 
 def _family(keyword: str) -> tuple[str, str]:
@@ -483,11 +483,13 @@ def test_an_mms_arriving_as_several_messages_is_acted_on_once(store):
     third = receive_inbound(store, project, [card("m3")], NOW + timedelta(seconds=2))
     assert (first.new, third.new) == (2, 1)
     assert len(first.replies) == 1 and third.replies == []  # one answer
-    keyword_changes = [c for c in store.consent_history("c1") if c["source"] == "keyword"]
+    keyword_changes = [c for c in store.customers.consent_history("c1") if c["source"] == "keyword"]
     assert len(keyword_changes) == 1  # one ledger entry
-    repeats = {m["message_id"]: m["repeat_of"] for m in store.inbound_messages()}
+    repeats = {m["message_id"]: m["repeat_of"] for m in store.inbound.messages()}
     assert repeats == {"m1": None, "m2": "m1", "m3": "m1"}
-    assert len(store.events_after("inbound_message", 0, 10)) == 3  # every message an event
+    assert (
+        len(store.customers.events_after("inbound_message", 0, 10)) == 3
+    )  # every message an event
 
 
 @pytest.mark.parametrize(
@@ -509,9 +511,9 @@ def test_stop_start_stop_within_a_minute_ends_revoked(store):
     customers(store, "c1")
     for n, word in enumerate(("STOP", "START", "STOP")):
         receive_inbound(store, settings(), [card(f"m{n}", (word,))], NOW + timedelta(seconds=n))
-    assert store.consented(["c1"], "sms_marketing") == set()
+    assert store.customers.consented(["c1"], "sms_marketing") == set()
     keyword_changes = [
-        c["granted"] for c in store.consent_history("c1") if c["source"] == "keyword"
+        c["granted"] for c in store.customers.consent_history("c1") if c["source"] == "keyword"
     ]
     assert keyword_changes == [False, True, False]
 
@@ -526,7 +528,9 @@ def test_a_phone_that_texted_stop_is_not_sent_to_until_it_texts_start(store):
 
     stranger = replace(STOP, sender="+12025550001")  # no customer has this phone yet
     receive_inbound(store, settings(), [stranger], NOW)
-    assert store.opted_out_phones(["+12025550001", PHONE], "sms_marketing") == {"+12025550001"}
+    assert store.customers.opted_out_phones(["+12025550001", PHONE], "sms_marketing") == {
+        "+12025550001"
+    }
 
     # Later the phone's owner is imported, with consent collected before the STOP.
     sinch = FakeSinch()
@@ -536,8 +540,10 @@ def test_a_phone_that_texted_stop_is_not_sent_to_until_it_texts_start(store):
     launch(runtime, scenario, NOW)
     tick_scenario(runtime, scenario.id, now=lambda: NOW)
     assert sinch.texts() == {}  # not sent
-    assert store.suppression_counts("test") == [("the phone texted STOP: sms_marketing", 1)]
+    assert store.evaluation.suppression_counts("test") == [
+        ("the phone texted STOP: sms_marketing", 1)
+    ]
 
     start = replace(stranger, message_id="again", texts=("START",))
     receive_inbound(store, settings(), [start], NOW + timedelta(minutes=5))
-    assert store.opted_out_phones(["+12025550001"], "sms_marketing") == set()
+    assert store.customers.opted_out_phones(["+12025550001"], "sms_marketing") == set()

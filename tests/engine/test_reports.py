@@ -70,7 +70,7 @@ def test_the_timeline_from_the_store(store):
         (NOW + timedelta(hours=2), "delivered"),
         (NOW + timedelta(hours=2, minutes=5), "clicked"),
     ]
-    store.track_campaign_events(
+    store.sends.track(
         [
             {
                 "name": "campaign",

@@ -96,9 +96,9 @@ def make_runtime(store, sinch: FakeSinch, **settings_overrides) -> Runtime:
 
 
 def customers(store, rows: list[dict], consent: bool = True) -> None:
-    store.upsert_customers(rows, NOW)
+    store.customers.upsert(rows, NOW)
     if consent:
-        store.change_consents(
+        store.customers.change_consents(
             [
                 {
                     "customer_id": row["id"],
@@ -168,7 +168,7 @@ def test_launch_sends_one_parameterized_request_and_tracks_each_send(sqlite_stor
     assert batch["from"] == "12025550100" or batch["from"] == "+12025550100"
     assert sinch.texts()["+12025550001"] == ["Hi Ann1!"]
 
-    events = sqlite_store.campaign_events("test")
+    events = sqlite_store.evaluation.campaign_events("test")
     assert len(events) == 3
     properties = events[0]["properties"]
     assert events[0]["name"] == "campaign" and events[0]["status"] == "enqueued"
@@ -188,7 +188,7 @@ def test_launch_sends_one_parameterized_request_and_tracks_each_send(sqlite_stor
         "number_of_message_parts": 1,
         "recipient": properties["recipient"],
     }
-    assert sorted(sqlite_store.journey_counts("test")) == [("hello", "done", 3)]
+    assert sorted(sqlite_store.journeys.counts("test")) == [("hello", "done", 3)]
 
 
 def test_running_again_sends_nothing_twice(sqlite_store, sinch):
@@ -202,7 +202,7 @@ def test_running_again_sends_nothing_twice(sqlite_store, sinch):
     tick_scenario(runtime, "test", now=lambda: NOW)
     assert sinch.posts == 1
     assert all(len(texts) == 1 for texts in sinch.texts().values())
-    assert len(sqlite_store.campaign_events("test")) == 5
+    assert len(sqlite_store.evaluation.campaign_events("test")) == 5
 
 
 def test_a_crash_after_the_provider_accepted_is_reconciled_not_resent(sqlite_store, sinch):
@@ -211,13 +211,13 @@ def test_a_crash_after_the_provider_accepted_is_reconciled_not_resent(sqlite_sto
     sinch.crash_after_accept = True
     with pytest.raises(KeyboardInterrupt):
         run(runtime, HELLO)
-    assert sqlite_store.campaign_events("test") == []  # nothing recorded yet
+    assert sqlite_store.evaluation.campaign_events("test") == []  # nothing recorded yet
     sinch.crash_after_accept = False
     later = NOW + timedelta(minutes=6)  # the dead worker's lease has run out
     tick_scenario(runtime, "test", now=lambda: later)
     assert sinch.posts == 1  # found by client_reference, never posted again
     assert len(sinch.texts()) == 4
-    assert {e["status"] for e in sqlite_store.campaign_events("test")} == {"enqueued"}
+    assert {e["status"] for e in sqlite_store.evaluation.campaign_events("test")} == {"enqueued"}
 
 
 def test_an_intent_the_provider_never_got_is_sent_on_restart(sqlite_store, sinch):
@@ -227,7 +227,7 @@ def test_an_intent_the_provider_never_got_is_sent_on_restart(sqlite_store, sinch
     sinch_posts_before = sinch.posts
     scenario, _ = run(runtime, HELLO)
     # The provider was down: tracked as enqueue_failed with its answer, nothing lost.
-    events = sqlite_store.campaign_events("test")
+    events = sqlite_store.evaluation.campaign_events("test")
     assert sinch.posts > sinch_posts_before
     assert {e["status"] for e in events} == {"enqueue_failed"}
     assert events[0]["properties"]["status_code"] == 503
@@ -245,7 +245,7 @@ def test_provider_rejection_is_tracked_with_code_and_text(sqlite_store, sinch):
         },
     )
     run(runtime, HELLO)
-    [event] = sqlite_store.campaign_events("test")
+    [event] = sqlite_store.evaluation.campaign_events("test")
     assert event["status"] == "enqueue_failed"
     assert event["properties"]["status_code"] == 400
     assert event["properties"]["error"] == "syntax_invalid_parameter_format"
@@ -259,7 +259,7 @@ def test_consent_and_frequency_policy_stop_messages_with_a_reason(sqlite_store, 
     customers(sqlite_store, [person(1), person(2)])
     customers(sqlite_store, [person(3)], consent=False)
     # c2 already got a message today from another scenario.
-    sqlite_store.record_sends(
+    sqlite_store.sends.record(
         [
             {
                 "key": "other",
@@ -276,12 +276,12 @@ def test_consent_and_frequency_policy_stop_messages_with_a_reason(sqlite_store, 
     text = HELLO.replace("  silent_hours: none", "  silent_hours: none\n  frequency_policy: daily")
     run(runtime, text)
     assert set(sinch.texts()) == {"+12025550001"}
-    assert sorted(sqlite_store.suppression_counts("test")) == [
+    assert sorted(sqlite_store.evaluation.suppression_counts("test")) == [
         ("frequency policy: daily", 1),
         ("no consent: sms_marketing", 1),
     ]
     # Suppressed customers still finish the journey.
-    assert sorted(sqlite_store.journey_counts("test")) == [("hello", "done", 3)]
+    assert sorted(sqlite_store.journeys.counts("test")) == [("hello", "done", 3)]
 
 
 def test_silent_hours_hold_customers_until_they_end(sqlite_store, sinch):
@@ -295,7 +295,7 @@ def test_silent_hours_hold_customers_until_they_end(sqlite_store, sinch):
     run(runtime, text, at=night)
     assert sinch.posts == 0
     morning = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # 08:00 in New York
-    assert sqlite_store.next_due("test") == morning
+    assert sqlite_store.journeys.next_due("test") == morning
     tick_scenario(runtime, "test", now=lambda: morning)
     assert sinch.posts == 1
 
@@ -322,25 +322,27 @@ def test_condition_wait_and_render_failure(sqlite_store, sinch):
     )
     run(runtime, text)
     # c3 has no `vip`: StrictUndefined fails that customer alone, with the reason.
-    journeys = {j["customer_id"]: j for j in sqlite_store.journeys_of("c3")}
+    journeys = {j["customer_id"]: j for j in sqlite_store.journeys.of_customer("c3")}
     assert journeys["c3"]["state"] == "failed" and "vip" in journeys["c3"]["error"]
     assert set(sinch.texts()) == {"+12025550001"}
-    assert sqlite_store.next_due("test") == NOW + timedelta(hours=2)
+    assert sqlite_store.journeys.next_due("test") == NOW + timedelta(hours=2)
 
     later = NOW + timedelta(hours=2)
     tick_scenario(runtime, "test", now=lambda: later)
     # c2's template needs `customer.nickname`: a render error fails c2, tracked as such.
-    [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "c2"]
+    [event] = [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["customer_id"] == "c2"
+    ]
     assert event["status"] == "enqueue_failed"
     assert event["properties"]["error"] == "template_error"
     assert "nickname" in event["properties"]["comment"]
-    assert sqlite_store.journeys_of("c2")[0]["state"] == "failed"
+    assert sqlite_store.journeys.of_customer("c2")[0]["state"] == "failed"
 
 
 def test_event_trigger_enrols_on_new_events_with_reentry_rules(sqlite_store, sinch):
     runtime = make_runtime(sqlite_store, sinch)
     customers(sqlite_store, [person(1), person(2)])
-    sqlite_store.track_events(
+    sqlite_store.customers.track_events(
         [{"customer_id": "c1", "type": "cart_abandoned", "properties": {"total": 99}, "at": NOW}]
     )  # before launch
     text = scenario_text(
@@ -352,7 +354,7 @@ def test_event_trigger_enrols_on_new_events_with_reentry_rules(sqlite_store, sin
     )
     run(runtime, text)
     assert sinch.posts == 0  # events before the launch do not enrol
-    sqlite_store.track_events(
+    sqlite_store.customers.track_events(
         [
             {"customer_id": "c1", "type": "cart_abandoned", "properties": {"total": 50}, "at": NOW},
             {"customer_id": "c1", "type": "cart_abandoned", "properties": {"total": 60}, "at": NOW},
@@ -364,7 +366,7 @@ def test_event_trigger_enrols_on_new_events_with_reentry_rules(sqlite_store, sin
     # c2's event fails the condition.
     assert summary.enrolled == 1
     assert sinch.texts() == {"+12025550001": ["Your cart of $50 is waiting"]}
-    sqlite_store.track_events(
+    sqlite_store.customers.track_events(
         [{"customer_id": "c1", "type": "cart_abandoned", "properties": {"total": 70}, "at": NOW}]
     )
     tick_scenario(runtime, "test", now=lambda: NOW)
@@ -384,11 +386,11 @@ def test_schedule_trigger_enrols_at_each_fire(sqlite_store, sinch):
     run(runtime, text)  # Monday 10:00 New York time has passed on NOW (15:00 UTC)
     assert sinch.posts == 0
     next_monday = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 EST
-    assert sqlite_store.scenario_record("test")["next_fire_at"] == next_monday
+    assert sqlite_store.scenarios.record("test")["next_fire_at"] == next_monday
     tick_scenario(runtime, "test", now=lambda: next_monday)
     tick_scenario(runtime, "test", now=lambda: next_monday + timedelta(minutes=5))
     assert sinch.texts() == {"+12025550001": ["Weekly news"]}
-    assert sqlite_store.scenario_record("test")["next_fire_at"] == next_monday + timedelta(days=7)
+    assert sqlite_store.scenarios.record("test")["next_fire_at"] == next_monday + timedelta(days=7)
 
 
 def test_paused_scenarios_do_not_tick(sqlite_store, sinch):
@@ -396,7 +398,7 @@ def test_paused_scenarios_do_not_tick(sqlite_store, sinch):
     customers(sqlite_store, [person(1)])
     scenario = parse_scenario(HELLO, "test.yaml", runtime.settings)
     launch(runtime, scenario, NOW)
-    sqlite_store.update_scenario("test", status="paused")
+    sqlite_store.scenarios.update("test", status="paused")
     assert tick_scenario(runtime, "test", now=lambda: NOW).processed == 0
     assert sinch.posts == 0
 
@@ -406,9 +408,9 @@ def test_unicode_text_is_counted_in_ucs2_parts(sqlite_store, sinch):
     customers(sqlite_store, [person(1)])
     text = HELLO.replace('"Hi {{ customer.first_name }}!"', '"' + "Ahoj světe 🎉 " * 6 + '"')
     run(runtime, text)
-    [event] = sqlite_store.campaign_events("test")
+    [event] = sqlite_store.evaluation.campaign_events("test")
     assert event["properties"]["number_of_message_parts"] == 2
-    assert sqlite_store.sends_by_key([event["send_key"]])[event["send_key"]]["encoding"] == "UCS-2"
+    assert sqlite_store.sends.by_key([event["send_key"]])[event["send_key"]]["encoding"] == "UCS-2"
 
 
 def test_a_sender_that_cannot_reach_the_country_is_tracked_not_sent(sqlite_store, sinch):
@@ -417,11 +419,13 @@ def test_a_sender_that_cannot_reach_the_country_is_tracked_not_sent(sqlite_store
     customers(sqlite_store, [person(1), british])
     run(runtime, HELLO)
     assert set(sinch.texts()) == {"+12025550001"}
-    [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "uk"]
+    [event] = [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["customer_id"] == "uk"
+    ]
     assert event["status"] == "enqueue_failed"
     assert event["properties"]["error"] == "sender_not_allowed"
     assert "10DLC" in event["properties"]["comment"] and "GB" in event["properties"]["comment"]
-    assert sqlite_store.journeys_of("uk")[0]["state"] == "done"  # the journey goes on
+    assert sqlite_store.journeys.of_customer("uk")[0]["state"] == "done"  # the journey goes on
 
 
 def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, sinch):
@@ -429,9 +433,11 @@ def test_a_text_over_the_projects_part_limit_fails_that_customer(sqlite_store, s
     customers(sqlite_store, [person(1, bio="x" * 200), person(2, bio="short")])
     run(runtime, HELLO.replace("Hi {{ customer.first_name }}!", "Hi {{ customer.bio }}!"))
     assert set(sinch.texts()) == {"+12025550002"}
-    [event] = [e for e in sqlite_store.campaign_events("test") if e["customer_id"] == "c1"]
+    [event] = [
+        e for e in sqlite_store.evaluation.campaign_events("test") if e["customer_id"] == "c1"
+    ]
     assert event["properties"]["error"] == "too_many_parts"
-    assert sqlite_store.journeys_of("c1")[0]["state"] == "failed"
+    assert sqlite_store.journeys.of_customer("c1")[0]["state"] == "failed"
 
 
 def test_a_text_too_big_to_build_fails_that_customers_journey(sqlite_store, sinch):
@@ -441,7 +447,7 @@ def test_a_text_too_big_to_build_fails_that_customers_journey(sqlite_store, sinc
     text = "Hi {{ customer.first_name * customer.times }}!"
     run(runtime, HELLO.replace("Hi {{ customer.first_name }}!", text))
     assert sinch.texts() == {"+12025550002": ["Hi Ann2Ann2!"]}
-    [journey] = sqlite_store.journeys_of("c1")
+    [journey] = sqlite_store.journeys.of_customer("c1")
     assert journey["state"] == "failed"
     assert "'*' would build a str of 4,000,000,000 characters" in journey["error"]
 
@@ -453,15 +459,15 @@ def test_a_test_send_goes_through_the_send_path_but_counts_nowhere(sqlite_store,
     customers(sqlite_store, [person(1)], consent=False)  # tests need no consent
     scenario = parse_scenario(HELLO, "test.yaml", runtime.settings)
     tracked = send_test(
-        runtime, scenario, "hello", sqlite_store.customer("c1"), to="+1 212 555 0199"
+        runtime, scenario, "hello", sqlite_store.customers.get("c1"), to="+1 212 555 0199"
     )
     assert tracked["status"] == "enqueued" and tracked["test"] is True
     assert tracked["properties"]["test"] is True
     assert sinch.texts() == {"+12125550199": ["Hi Ann1!"]}
-    assert sqlite_store.campaign_event_counts("test") == []  # not in the evaluation
-    assert sqlite_store.messages_sent_since(["c1"], NOW - timedelta(days=1)) == {}
+    assert sqlite_store.evaluation.event_counts("test") == []  # not in the evaluation
+    assert sqlite_store.sends.sent_since(["c1"], NOW - timedelta(days=1)) == {}
     with pytest.raises(Exception, match="not a message node"):
-        send_test(runtime, scenario, "start", sqlite_store.customer("c1"))
+        send_test(runtime, scenario, "start", sqlite_store.customers.get("c1"))
 
 
 def test_changing_the_default_provider_reroutes_existing_scenarios(sqlite_store):
@@ -532,7 +538,7 @@ def test_a_tick_holds_the_claim_of_every_journey_it_runs(sqlite_store, sinch):
 
     def run_checking_claims(ctx, node, step, items, batch):
         for item in items:
-            journey = sqlite_store.journeys_of(item.customer_id)[0]
+            journey = sqlite_store.journeys.of_customer(item.customer_id)[0]
             if journey["claimed_until"] is None or journey["claimed_until"] <= ctx.now:
                 unclaimed.append(item.customer_id)
         return step.run(ctx, items)
@@ -542,7 +548,9 @@ def test_a_tick_holds_the_claim_of_every_journey_it_runs(sqlite_store, sinch):
     assert unclaimed == []
     assert summary.moves == {("later", "next->hello"): 4}
     # The journeys given back wait, unclaimed, for the next tick.
-    assert all(sqlite_store.journeys_of(f"c{n}")[0]["claimed_until"] is None for n in range(4))
+    assert all(
+        sqlite_store.journeys.of_customer(f"c{n}")[0]["claimed_until"] is None for n in range(4)
+    )
 
 
 def withdraw(runtime: Runtime, how: str, numbers: list[int]) -> None:
@@ -556,7 +564,7 @@ def withdraw(runtime: Runtime, how: str, numbers: list[int]) -> None:
         ]
         receive_inbound(runtime.store, runtime.settings, messages, NOW)
     if how in ("revoked", "stop then granted"):
-        runtime.store.change_consents(
+        runtime.store.customers.change_consents(
             [
                 {
                     "customer_id": f"c{n}",
@@ -598,13 +606,13 @@ def test_consent_withdrawn_after_the_consent_step_is_honoured_at_the_request(
     sent = [n for n in range(3) if n not in withdrawn]
     assert set(sinch.texts()) == {person(n)["phone"] for n in sent}
     assert sinch.posts == (1 if sent else 0)
-    assert sqlite_store.suppression_counts("test") == [(reason, len(withdrawn))]
-    events = sqlite_store.campaign_events("test")
+    assert sqlite_store.evaluation.suppression_counts("test") == [(reason, len(withdrawn))]
+    events = sqlite_store.evaluation.campaign_events("test")
     assert sorted(e["customer_id"] for e in events) == [f"c{n}" for n in sent]
-    assert sorted(sqlite_store.journey_counts("test")) == [("hello", "done", 3)]
+    assert sorted(sqlite_store.journeys.counts("test")) == [("hello", "done", 3)]
     # Nothing is left pending to be sent later.
     later = NOW + timedelta(days=1)
-    assert sqlite_store.stale_pending_dispatches("test", later, later) == []
+    assert sqlite_store.dispatches.stale_pending("test", later, later) == []
 
 
 def test_a_request_the_provider_may_have_is_not_withheld_by_a_later_stop(sqlite_store, sinch):
@@ -618,7 +626,9 @@ def test_a_request_the_provider_may_have_is_not_withheld_by_a_later_stop(sqlite_
     tick_scenario(runtime, "test", now=lambda: NOW + timedelta(minutes=6))
     # Sinch had it before the STOP: the record says it was sent, as it was.
     assert sinch.posts == 1
-    assert {e["customer_id"]: e["status"] for e in sqlite_store.campaign_events("test")} == {
+    assert {
+        e["customer_id"]: e["status"] for e in sqlite_store.evaluation.campaign_events("test")
+    } == {
         "c0": "enqueued",
         "c1": "enqueued",
     }

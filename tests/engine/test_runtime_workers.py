@@ -74,14 +74,14 @@ def simulator() -> Iterator[SimulatorProcess]:
 
 def consenting_customers(store: Store, count: int) -> None:
     ids = [f"c{n:04d}" for n in range(count)]
-    store.upsert_customers(
+    store.customers.upsert(
         [
             {"id": cid, "phone": f"+1202{3_000_000 + n:07d}", "attributes": {"first_name": cid}}
             for n, cid in enumerate(ids)
         ],
         NOW,
     )
-    store.change_consents(
+    store.customers.change_consents(
         [
             {
                 "customer_id": cid,
@@ -132,7 +132,7 @@ def test_workers_ticking_at_once_send_each_message_once(store, database_url, sim
     moves = [results.get(timeout=5) for _ in range(workers)]
     # Each journey was moved by one worker only.
     assert sum(moves) == CUSTOMERS
-    assert store.journey_counts("workers") == [("hello", "done", CUSTOMERS)]
+    assert store.journeys.counts("workers") == [("hello", "done", CUSTOMERS)]
 
 
 # -- a worker whose claim lease runs out mid-batch --------------------------------------------
@@ -224,10 +224,10 @@ def assert_everyone_sent_once_and_tracked(store: Store, simulator: SimulatorProc
     assert stats["repeat_recipients"] == 0  # nobody sent twice
     assert stats["recipients"] == AUDIENCE  # nobody missing
     assert stats["max_per_recipient"] == 1 and stats["messages"] == AUDIENCE
-    events = store.campaign_events("lease")
+    events = store.evaluation.campaign_events("lease")
     assert sorted(e["customer_id"] for e in events) == [f"c{n:04d}" for n in range(AUDIENCE)]
     assert {e["status"] for e in events} == {"enqueued"}
-    assert store.journey_counts("lease") == [("hello", "done", AUDIENCE)]
+    assert store.journeys.counts("lease") == [("hello", "done", AUDIENCE)]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from engine.errors import ConcurrentUpdate
 from tests.conftest import NOW
 
 
@@ -68,40 +69,40 @@ def click_event(at) -> dict:
 
 def test_links_round_trip_with_their_intent_and_a_retry_adds_nothing(store):
     rows = [link("AAAAAAAAAA"), link("BBBBBBBBBB", position=2)]
-    store.record_dispatch_intents([dispatch()], [send("s/v/n/c1/launch")], rows)
-    store.record_dispatch_intents([dispatch()], [send("s/v/n/c1/launch")], rows)  # retried
-    stored = store.short_link("AAAAAAAAAA")
+    store.sends.record_intents([dispatch()], [send("s/v/n/c1/launch")], rows)
+    store.sends.record_intents([dispatch()], [send("s/v/n/c1/launch")], rows)  # retried
+    stored = store.links.get("AAAAAAAAAA")
     assert stored["url"] == "https://x.com/a?utm_medium=sms" and stored["clicks"] == 0
     assert stored["created_at"] == NOW and stored["first_clicked_at"] is None
-    assert store.short_link_owners(["AAAAAAAAAA", "BBBBBBBBBB", "CCCCCCCCCC"]) == {
+    assert store.links.owners(["AAAAAAAAAA", "BBBBBBBBBB", "CCCCCCCCCC"]) == {
         "AAAAAAAAAA": ("s/v/n/c1/launch", 1),
         "BBBBBBBBBB": ("s/v/n/c1/launch", 2),
     }
-    assert store.short_link("CCCCCCCCCC") is None
-    assert store.click_counts("s") == (2, 0, 0)
+    assert store.links.get("CCCCCCCCCC") is None
+    assert store.evaluation.click_counts("s") == (2, 0, 0)
 
 
 def test_a_code_taken_by_another_message_rolls_the_whole_intent_back(store):
-    store.record_dispatch_intents([], [], [link("AAAAAAAAAA", send_key="other/send")])
-    with pytest.raises(RuntimeError, match="taken concurrently"):
-        store.record_dispatch_intents([dispatch()], [send("s/v/n/c1/launch")], [link("AAAAAAAAAA")])
-    assert store.sends_by_key(["s/v/n/c1/launch"]) == {}  # no send without its links
-    assert store.unresolved_dispatch_keys(["d1"]) == set()
-    assert store.short_link("AAAAAAAAAA")["send_key"] == "other/send"
+    store.sends.record_intents([], [], [link("AAAAAAAAAA", send_key="other/send")])
+    with pytest.raises(ConcurrentUpdate, match="taken concurrently"):
+        store.sends.record_intents([dispatch()], [send("s/v/n/c1/launch")], [link("AAAAAAAAAA")])
+    assert store.sends.by_key(["s/v/n/c1/launch"]) == {}  # no send without its links
+    assert store.dispatches.unresolved_keys(["d1"]) == set()
+    assert store.links.get("AAAAAAAAAA")["send_key"] == "other/send"
 
 
 def test_clicks_are_counted_and_only_the_first_is_first(store):
-    store.record_dispatch_intents([], [], [link("AAAAAAAAAA"), link("BBBBBBBBBB", position=2)])
+    store.sends.record_intents([], [], [link("AAAAAAAAAA"), link("BBBBBBBBBB", position=2)])
     later = NOW + timedelta(minutes=5)
-    assert store.record_click("AAAAAAAAAA", NOW, click_event(NOW)) is True
-    assert store.record_click("AAAAAAAAAA", later, click_event(later)) is False
-    stored = store.short_link("AAAAAAAAAA")
+    assert store.links.record_click("AAAAAAAAAA", NOW, click_event(NOW)) is True
+    assert store.links.record_click("AAAAAAAAAA", later, click_event(later)) is False
+    stored = store.links.get("AAAAAAAAAA")
     assert stored["clicks"] == 2 and stored["first_clicked_at"] == NOW
-    assert [e["status"] for e in store.campaign_events("s")] == ["clicked", "clicked"]
-    assert store.click_counts("s") == (2, 1, 2)  # two links, one customer, two clicks
+    assert [e["status"] for e in store.evaluation.campaign_events("s")] == ["clicked", "clicked"]
+    assert store.evaluation.click_counts("s") == (2, 1, 2)  # two links, one customer, two clicks
 
 
 def test_test_links_are_left_out_of_the_counts(store):
-    store.record_dispatch_intents([], [], [link("AAAAAAAAAA", test=True)])
-    store.record_click("AAAAAAAAAA", NOW, click_event(NOW))
-    assert store.click_counts("s") == (0, 0, 0)
+    store.sends.record_intents([], [], [link("AAAAAAAAAA", test=True)])
+    store.links.record_click("AAAAAAAAAA", NOW, click_event(NOW))
+    assert store.evaluation.click_counts("s") == (0, 0, 0)

@@ -157,20 +157,20 @@ def test_an_inbound_stop_with_an_unusable_time_is_recorded_once(
     for _ in range(2):  # the provider retries: recorded once
         answer = client.post("/webhooks/infobip_sms", json=body)
         assert answer.status_code == 200, answer.text
-    [message] = store.inbound_messages()
+    [message] = store.inbound.messages()
     assert message["keyword"] == "STOP"
     assert message["at"] is None and message["received_at"] == NOW  # its arrival stands in
-    assert store.consented(["c1"], "sms_marketing") == set()
-    [change] = [c for c in store.consent_history("c1") if c["source"] == "keyword"]
+    assert store.customers.consented(["c1"], "sms_marketing") == set()
+    [change] = [c for c in store.customers.consent_history("c1") if c["source"] == "keyword"]
     assert change["at"] == NOW
 
 
 def test_a_sinch_mms_stop_given_inline_is_recorded(client: TestClient, store: Store) -> None:
     body = {**SINCH_MMS_MO, "from": PHONE[1:], "content": [{"text": "STOP"}]}
     assert client.post("/webhooks/sinch_mms", json=body).status_code == 200
-    [message] = store.inbound_messages()
+    [message] = store.inbound.messages()
     assert message["texts"] == ["STOP"] and message["keyword"] == "STOP"
-    assert store.consented(["c1"], "sms_marketing") == set()
+    assert store.customers.consented(["c1"], "sms_marketing") == set()
 
 
 def test_one_bad_report_among_concurrent_ones_fails_its_request_alone(store: Store) -> None:

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from engine.delivery import WAITING, ReportWriter, judge
+from engine.errors import ConcurrentUpdate
 from engine.runtime import Runtime, launch, tick_scenario, utc_now
 from engine.scenario import parse_scenario
 from engine.settings import Settings
@@ -82,14 +83,14 @@ def webhook_server(sqlite_store) -> Iterator[tuple[str, Settings, FastAPI]]:
 
 def customers(store, count: int, first: int = 0) -> None:
     ids = [f"c{n}" for n in range(first, first + count)]
-    store.upsert_customers(
+    store.customers.upsert(
         [
             {"id": cid, "phone": f"+1202{2_000_000 + n:07d}", "attributes": {"first_name": "Ann"}}
             for n, cid in zip(range(first, first + count), ids, strict=True)
         ],
         utc_now(),
     )
-    store.change_consents(
+    store.customers.change_consents(
         [
             {
                 "customer_id": cid,
@@ -122,7 +123,7 @@ def run(sqlite_store, settings, simulator, scenario_text: str, app: FastAPI) -> 
 
 
 def statuses(store, scenario_id: str) -> dict[str, int]:
-    return {status: count for _t, status, count in store.campaign_event_counts(scenario_id)}
+    return {status: count for _t, status, count in store.evaluation.event_counts(scenario_id)}
 
 
 def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, webhook_server):
@@ -142,7 +143,9 @@ def test_reports_from_the_simulator_become_campaign_events_once(sqlite_store, we
     assert counts["enqueued"] == 10
     assert counts.get("delivered", 0) + counts.get("failed", 0) == 10  # once each, finals kept
     assert counts.get("failed", 0) >= 1
-    delivered = [e for e in sqlite_store.campaign_events("hello") if e["status"] == "delivered"]
+    delivered = [
+        e for e in sqlite_store.evaluation.campaign_events("hello") if e["status"] == "delivered"
+    ]
     assert delivered[0]["properties"]["team"] == "growth"  # custom tracking on every status
     assert delivered[0]["properties"]["action_name"] == "greet"
 
@@ -155,14 +158,16 @@ def test_an_mms_delivered_as_fallback_sms_says_so(sqlite_store, webhook_server):
     )
     with SimulatorProcess(config) as simulator:
         run(sqlite_store, settings, simulator, PROMO, app)
-    delivered = [e for e in sqlite_store.campaign_events("promo") if e["status"] == "delivered"]
+    delivered = [
+        e for e in sqlite_store.evaluation.campaign_events("promo") if e["status"] == "delivered"
+    ]
     assert len(delivered) == 3
     assert {e["properties"]["type"] for e in delivered} == {"sms"}
     assert delivered[0]["properties"]["action_type"] == "mms"
 
 
 def test_recipients_in_countries_without_reports_are_not_awaited(sqlite_store):
-    sqlite_store.upsert_customers(
+    sqlite_store.customers.upsert(
         [
             {"id": "de", "phone": "+4915112345678", "attributes": {}},  # Germany: no reports
             {"id": "us", "phone": "+12022000001", "attributes": {}},
@@ -170,7 +175,7 @@ def test_recipients_in_countries_without_reports_are_not_awaited(sqlite_store):
         ],
         NOW,
     )
-    sqlite_store.record_sends(
+    sqlite_store.sends.record(
         [
             {
                 "key": f"k-{cid}",
@@ -186,7 +191,7 @@ def test_recipients_in_countries_without_reports_are_not_awaited(sqlite_store):
             for cid, status in (("de", None), ("us", None), ("ok", "delivered"))
         ]
     )
-    assert sqlite_store.delivery_counts("hello", frozenset({"DE"})) == {
+    assert sqlite_store.evaluation.delivery_counts("hello", frozenset({"DE"})) == {
         "no delivery reports in the recipient's country": 1,
         "awaiting a delivery report": 1,
         "delivered": 1,
@@ -239,7 +244,7 @@ def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monk
     assert unsigned.status_code == 401
     malformed = client.post("/webhooks/infobip_sms?token=s3cret", content=b'{"results": [{}]}')
     assert malformed.status_code == 400 and "results[0]" in malformed.json()["error"]
-    assert sqlite_store.pending_delivery_reports(10) == []  # nothing stored
+    assert sqlite_store.reports.pending(10) == []  # nothing stored
     ok = client.post("/webhooks/sinch_sms", content=body, headers=headers)
     assert ok.status_code == 200 and ok.json()["new"] == 1
     replayed = client.post("/webhooks/sinch_sms", content=body, headers=headers)
@@ -248,7 +253,7 @@ def test_unauthenticated_or_malformed_callbacks_store_nothing(sqlite_store, monk
     again = client.post("/webhooks/sinch_sms", content=body, headers=signed("nonce2"))
     assert again.status_code == 200 and again.json()["new"] == 0
     # Its send is not recorded yet: the report is kept, pending, to be matched later.
-    assert len(sqlite_store.pending_delivery_reports(10)) == 1
+    assert len(sqlite_store.reports.pending(10)) == 1
 
 
 def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_store, monkeypatch):
@@ -289,7 +294,7 @@ def test_customer_events_over_http_are_stored_whole_and_start_a_tick(sqlite_stor
     assert bad.status_code == 400 and bad.json()["error"] == "events[0].type is missing"
     other = client.post("/events", json={"customer_id": "c1", "type": "page_view"})
     assert other.json()["scenarios"] == [] and len(ticks) == 1
-    stored = sqlite_store.events_after("cart_abandoned", 0, 10)
+    stored = sqlite_store.customers.events_after("cart_abandoned", 0, 10)
     assert [(e["customer_id"], e["properties"]) for e in stored] == [("c0", {"total": 30})]
 
 
@@ -320,7 +325,7 @@ def test_the_report_writer_stores_concurrent_requests_together_and_once(sqlite_s
     assert writer.store([_report(0)], NOW).result(10) == 0  # a re-posted duplicate
     assert writer.settle(10)
     # No send matches these reports: they stay pending, kept for later.
-    assert len(sqlite_store.pending_delivery_reports(100)) == 41
+    assert len(sqlite_store.reports.pending(100)) == 41
     writer.close()
 
 
@@ -328,17 +333,14 @@ def test_a_failed_store_answers_the_request_with_the_error_and_stores_nothing(
     sqlite_store, monkeypatch
 ):
     writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
-    failing = {
-        name: getattr(sqlite_store, name)
-        for name in ("record_delivery_reports", "store_delivery_reports")
-    }
+    failing = {name: getattr(sqlite_store.reports, name) for name in ("record", "store")}
     for name in failing:
-        monkeypatch.setattr(sqlite_store, name, lambda *args: 1 / 0)
+        monkeypatch.setattr(sqlite_store.reports, name, lambda *args: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         writer.store([_report(1)], NOW).result(10)
-    assert sqlite_store.pending_delivery_reports(10) == []
+    assert sqlite_store.reports.pending(10) == []
     for name, real in failing.items():
-        monkeypatch.setattr(sqlite_store, name, real)
+        monkeypatch.setattr(sqlite_store.reports, name, real)
     assert writer.store([_report(1)], NOW).result(10) == 1  # the writer goes on
     writer.close()
 
@@ -347,10 +349,10 @@ def test_reports_that_cannot_be_applied_on_arrival_are_still_stored_and_answered
     sqlite_store, monkeypatch
 ):
     writer = ReportWriter(sqlite_store, "campaign", lambda: NOW)
-    monkeypatch.setattr(sqlite_store, "record_delivery_reports", lambda *args: 1 / 0)
+    monkeypatch.setattr(sqlite_store.reports, "record", lambda *args: 1 / 0)
     assert writer.store([_report(1), _report(2)], NOW).result(10) == 2
     assert writer.settle(10)
-    assert len(sqlite_store.pending_delivery_reports(10)) == 2  # kept, applied later
+    assert len(sqlite_store.reports.pending(10)) == 2  # kept, applied later
     writer.close()
 
 
@@ -381,7 +383,7 @@ def test_callbacks_may_authenticate_with_a_secret_token(
     body = {"results": [{"messageId": "m1", "to": "12022000000", "status": _DELIVERED}]}
     answer = client.post(f"/webhooks/infobip_sms{query}", json=body, headers=headers)
     assert answer.status_code == status, answer.text
-    assert len(sqlite_store.pending_delivery_reports(10)) == (status == 200)
+    assert len(sqlite_store.reports.pending(10)) == (status == 200)
 
 
 _DELIVERED = {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET"}
@@ -406,7 +408,7 @@ def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlit
     from engine.delivery import apply_pending_reports, report_rows
 
     dispatched = NOW - timedelta(days=5)
-    sqlite_store.record_sends(
+    sqlite_store.sends.record(
         [
             {
                 "key": "k1",
@@ -421,7 +423,7 @@ def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlit
             }
         ]
     )
-    sqlite_store.track_campaign_events(
+    sqlite_store.sends.track(
         [
             {
                 "name": "campaign",
@@ -434,18 +436,18 @@ def test_a_report_more_than_4_days_late_is_kept_but_not_tracked_and_logged(sqlit
             }
         ]
     )
-    sqlite_store.store_delivery_reports([report_rows([replace(_report(1), send_key="k1")], NOW)])
+    sqlite_store.reports.store([report_rows([replace(_report(1), send_key="k1")], NOW)])
     with caplog.at_level("INFO", logger="scenarist.delivery"):
         outcomes = apply_pending_reports(sqlite_store, "campaign", NOW)
     assert outcomes == {"ignored": 1}
     assert "not tracked" in caplog.text
     assert statuses(sqlite_store, "hello") == {"enqueued": 1}  # no delivered event
-    assert sqlite_store.pending_delivery_reports(10) == []  # kept, with the reason
+    assert sqlite_store.reports.pending(10) == []  # kept, with the reason
 
 
 def _sent(store, *keys: str) -> None:
     """Enqueued, tracked sends `keys`, as the send path leaves them."""
-    store.record_sends(
+    store.sends.record(
         [
             {
                 "key": key,
@@ -461,7 +463,7 @@ def _sent(store, *keys: str) -> None:
             for key in keys
         ]
     )
-    store.track_campaign_events(
+    store.sends.track(
         [
             {
                 "name": "campaign",
@@ -490,22 +492,24 @@ def test_reports_are_applied_on_arrival_once_each(sqlite_store):
     counts, outcomes = store_and_apply(sqlite_store, [first, second], "campaign", NOW)
     assert counts == [2, 2]
     assert outcomes == {"intermediate": 1, "delivered": 1, "failed": 1, WAITING: 1}
-    events = [e for e in sqlite_store.campaign_events("hello") if e["status"] != "enqueued"]
+    events = [
+        e for e in sqlite_store.evaluation.campaign_events("hello") if e["status"] != "enqueued"
+    ]
     assert sorted(e["status"] for e in events) == ["delivered", "failed"]
     assert all(e["properties"]["team"] == "growth" for e in events)
-    [waiting] = sqlite_store.pending_delivery_reports(10)
+    [waiting] = sqlite_store.reports.pending(10)
     assert waiting["send_key"] == "k3"
     # Posted again later: nothing new, nothing doubled.
     again, _ = store_and_apply(sqlite_store, [report_rows([delivered], NOW)], "campaign", NOW)
-    assert again == [0] and len(sqlite_store.campaign_events("hello")) == 4
+    assert again == [0] and len(sqlite_store.evaluation.campaign_events("hello")) == 4
 
 
 def test_a_pending_report_applied_meanwhile_by_another_process_is_not_applied_twice(store):
     from engine.delivery import report_rows
 
     _sent(store, "k1")
-    store.store_delivery_reports([report_rows([replace(_report(1), send_key="k1")], NOW)])
-    [report] = store.pending_delivery_reports(10)
+    store.reports.store([report_rows([replace(_report(1), send_key="k1")], NOW)])
+    [report] = store.reports.pending(10)
     event = {
         "name": "campaign",
         "customer_id": "c-k1",
@@ -514,11 +518,9 @@ def test_a_pending_report_applied_meanwhile_by_another_process_is_not_applied_tw
         "timestamp": NOW,
         "properties": {"status": "delivered"},
     }
-    store.apply_delivery_reports([(report["id"], "applied", None)], {"k1": "delivered"}, [event])
-    with pytest.raises(RuntimeError, match="applied concurrently"):  # a second applier's turn
-        store.apply_delivery_reports(
-            [(report["id"], "applied", None)], {"k1": "delivered"}, [event]
-        )
+    store.reports.apply([(report["id"], "applied", None)], {"k1": "delivered"}, [event])
+    with pytest.raises(ConcurrentUpdate, match="applied concurrently"):  # a second applier's turn
+        store.reports.apply([(report["id"], "applied", None)], {"k1": "delivered"}, [event])
     assert statuses(store, "hello") == {"enqueued": 1, "delivered": 1}
 
 
@@ -527,10 +529,8 @@ def test_reports_decided_on_a_status_another_applier_changed_are_not_applied(sto
 
     _sent(store, "k1")
     rows = report_rows([replace(_report(1, "failed"), send_key="k1")], NOW)
-    store.apply_delivery_reports([], {"k1": "delivered"}, [])  # another applier, meanwhile
-    with pytest.raises(RuntimeError, match="updated concurrently"):
-        store.record_delivery_reports(
-            [{**rows[0], "state": "applied"}], {"k1": "failed"}, [], {"k1": None}
-        )
-    assert store.pending_delivery_reports(10) == []  # nothing written: the writer falls back
-    assert store.sends_by_key(["k1"])["k1"]["delivery_status"] == "delivered"
+    store.reports.apply([], {"k1": "delivered"}, [])  # another applier, meanwhile
+    with pytest.raises(ConcurrentUpdate, match="updated concurrently"):
+        store.reports.record([{**rows[0], "state": "applied"}], {"k1": "failed"}, [], {"k1": None})
+    assert store.reports.pending(10) == []  # nothing written: the writer falls back
+    assert store.sends.by_key(["k1"])["k1"]["delivery_status"] == "delivered"

@@ -72,8 +72,8 @@ def _body(endpoint: str, n: int) -> dict[str, Any]:
 
 def _stored(store, endpoint: str) -> int:
     if endpoint == "events":
-        return len(store.events_after("ping", 0, 100))
-    return len(store.pending_delivery_reports(100))
+        return len(store.customers.events_after("ping", 0, 100))
+    return len(store.reports.pending(100))
 
 
 @pytest.mark.parametrize(("config", "endpoint"), list(ACCEPTED))
@@ -100,7 +100,7 @@ def test_an_unsigned_start_grants_no_consent_when_only_the_token_is_set(sqlite_s
     monkeypatch.setenv("HOOK_TOKEN", TOKEN)
     customers(sqlite_store, 1)  # c0, +12022000000, granted sms_marketing by the test
     client = TestClient(create_webhook_app(project_settings(webhooks=TOKEN_ONLY), sqlite_store))
-    before = sqlite_store.consent_history("c0")
+    before = sqlite_store.customers.consent_history("c0")
     start = {
         "type": "mo_text",
         "id": "01FSTART",
@@ -111,10 +111,10 @@ def test_an_unsigned_start_grants_no_consent_when_only_the_token_is_set(sqlite_s
     }
     answer = client.post("/webhooks/sinch_sms", json=start)
     assert answer.status_code == 401
-    assert sqlite_store.inbound_messages() == []
-    assert sqlite_store.consent_history("c0") == before
+    assert sqlite_store.inbound.messages() == []
+    assert sqlite_store.customers.consent_history("c0") == before
     assert client.post(f"/webhooks/sinch_sms?token={TOKEN}", json=start).status_code == 200
-    assert len(sqlite_store.inbound_messages()) == 1
+    assert len(sqlite_store.inbound.messages()) == 1
 
 
 def test_an_unset_secret_variable_names_its_settings_key(sqlite_store, monkeypatch):

@@ -76,7 +76,7 @@ def audience(project: Path, count: int) -> Store:
     store = Store(load_settings(project / "scenarist.yaml").database_url)
     now = datetime.now(UTC)
     ids = [f"c{n:05d}" for n in range(count)]
-    store.upsert_customers(
+    store.customers.upsert(
         [
             {
                 "id": cid,
@@ -87,7 +87,7 @@ def audience(project: Path, count: int) -> Store:
         ],
         now,
     )
-    store.change_consents(
+    store.customers.change_consents(
         [
             {
                 "customer_id": cid,
@@ -118,7 +118,7 @@ def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulat
     assert result["scenario_id"] == "hello" and result["moves"] == 30
     assert simulator.stats()["messages"] == 30
     assert simulator.messages("+12022000007")[0]["body"] == "Hi Ann 7"
-    assert len(store.campaign_events("hello")) == 30
+    assert len(store.evaluation.campaign_events("hello")) == 30
 
     import asyncio
 
@@ -154,7 +154,7 @@ def test_the_same_launch_twice_sends_once(prefect_api, project, simulator):
     launch(project)
     stats = simulator.stats()
     assert stats["messages"] == 40 and stats["max_per_recipient"] == 1
-    assert len(store.campaign_events("hello")) == 40
+    assert len(store.evaluation.campaign_events("hello")) == 40
 
 
 def test_a_retried_tick_sends_nothing_again(prefect_api, project, simulator):
@@ -169,7 +169,7 @@ def test_a_retried_tick_sends_nothing_again(prefect_api, project, simulator):
     scenario_tick("hello", str(project / "scenarist.yaml"))
     stats = simulator.stats()
     assert stats["messages"] == 25 and stats["max_per_recipient"] == 1
-    assert len(store.campaign_events("hello")) == 25
+    assert len(store.evaluation.campaign_events("hello")) == 25
 
 
 def test_a_launch_killed_mid_batch_and_restarted_sends_everyone_once(
@@ -203,7 +203,10 @@ def test_a_launch_killed_mid_batch_and_restarted_sends_everyone_once(
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert simulator.stats()["messages"] == 2000
-    assert store.campaign_events("hello") == [] or len(store.campaign_events("hello")) <= 1000
+    assert (
+        store.evaluation.campaign_events("hello") == []
+        or len(store.evaluation.campaign_events("hello")) <= 1000
+    )
 
     simulator.set_config(SimulatorConfig())
     time.sleep(1.2)  # the dead process's claim lease (1 s in this project) runs out
@@ -211,7 +214,7 @@ def test_a_launch_killed_mid_batch_and_restarted_sends_everyone_once(
     stats = simulator.stats()
     assert stats["messages"] == 2500
     assert stats["recipients"] == 2500 and stats["max_per_recipient"] == 1
-    events = store.campaign_events("hello")
+    events = store.evaluation.campaign_events("hello")
     assert len(events) == 2500 and {e["status"] for e in events} == {"enqueued"}
 
 
@@ -246,7 +249,7 @@ def test_the_infobip_path_tracks_refused_recipients_alone(prefect_api, project, 
     stats = simulator.stats()
     assert stats["messages"] == 19 and stats["max_per_recipient"] == 1
     assert simulator.messages("+12022000007")[0]["provider"] == "infobip_sms"
-    events = {e["customer_id"]: e for e in store.campaign_events("hello")}
+    events = {e["customer_id"]: e for e in store.evaluation.campaign_events("hello")}
     assert len(events) == 20
     refused = events["c00003"]
     assert refused["status"] == "enqueue_failed"
@@ -287,7 +290,7 @@ def test_mms_through_each_provider_api(prefect_api, project, simulator, api):
     launch_scenario(str(project / "promo.yaml"), str(project / "scenarist.yaml"))
     received = simulator.messages("+12022000004")
     assert received[0]["channel"] == "mms" and received[0]["provider"] == api
-    events = {e["customer_id"]: e for e in store.campaign_events("promo")}
+    events = {e["customer_id"]: e for e in store.evaluation.campaign_events("promo")}
     assert {e["properties"]["action_type"] for e in events.values()} == {"mms"}
     enqueued = [cid for cid, e in events.items() if e["status"] == "enqueued"]
     if api == "sinch_mms":  # the MMS JSON API refuses the number at once (E110)

@@ -61,8 +61,8 @@ def send_once(store: Store, sim: SimulatorProcess, api: str, node: str, **settin
         **settings,
     }
     runtime = Runtime(project_settings(**values), store)
-    store.upsert_customers([{"id": "c1", "phone": PHONE, "attributes": {"first_name": "Ann"}}], NOW)
-    store.change_consents(
+    store.customers.upsert([{"id": "c1", "phone": PHONE, "attributes": {"first_name": "Ann"}}], NOW)
+    store.customers.change_consents(
         [
             {
                 "customer_id": "c1",
@@ -90,7 +90,7 @@ edges:
         tick_scenario(runtime, scenario.id, now=lambda: NOW)
     finally:
         runtime.close()
-    [event] = store.campaign_events("rich")
+    [event] = store.evaluation.campaign_events("rich")
     return event
 
 

@@ -115,16 +115,16 @@ def test_a_batch_with_a_link_is_still_one_request(sqlite_store):
     assert batch["body"] == "Hi ${p1}, shop ${p2} now"
     assert len(batch["to"]) == 1000 and len(set(batch["parameters"]["p2"].values())) == 1000
     received = sinch.texts()["+12025550007"]
-    key = f"test/{sqlite_store.scenario_record('test')['version']}/hello/c7/launch"
+    key = f"test/{sqlite_store.scenarios.record('test')['version']}/hello/c7/launch"
     code = short_code(key, 1, secret=sqlite_store.secret(LINK_SECRET))
     assert received == [f"Hi Ann7, shop {BASE}/{code} now"]
-    link = sqlite_store.short_link(code)
+    link = sqlite_store.links.get(code)
     assert link["customer_id"] == "c7" and link["send_key"] == key and link["test"] is False
     assert link["url"] == (
         "https://x.com/sale?ref=sms&utm_source=scenarist&utm_medium=sms"
         "&utm_campaign=Test+campaign#top"
     )
-    assert sqlite_store.click_counts("test") == (1000, 0, 0)
+    assert sqlite_store.evaluation.click_counts("test") == (1000, 0, 0)
 
 
 def test_a_crash_after_the_provider_accepted_leaves_one_link_per_message(sqlite_store):
@@ -137,10 +137,10 @@ def test_a_crash_after_the_provider_accepted_leaves_one_link_per_message(sqlite_
     sinch.crash_after_accept = False
     tick_scenario(runtime, "test", now=lambda: NOW + timedelta(minutes=6))
     assert sinch.posts == 1
-    assert sqlite_store.click_counts("test") == (3, 0, 0)
+    assert sqlite_store.evaluation.click_counts("test") == (3, 0, 0)
     for phone, [text] in sinch.texts().items():
         code = text.split("/")[-1].removesuffix(" now")
-        link = sqlite_store.short_link(code)  # the link a customer got is the stored one
+        link = sqlite_store.links.get(code)  # the link a customer got is the stored one
         assert link["url"].startswith(f"https://x.com/c{int(phone[-4:])}?utm_source=")
 
 
@@ -153,12 +153,12 @@ def test_a_code_another_link_holds_is_moved(sqlite_store):
     key = f"test/{version}/hello/c1/launch"
     secret = sqlite_store.secret(LINK_SECRET)
     taken = short_code(key, 1, secret=secret)
-    sqlite_store.record_dispatch_intents([], [], [link_row(taken, send_key="someone/else")])
+    sqlite_store.sends.record_intents([], [], [link_row(taken, send_key="someone/else")])
     run(runtime, text)
     moved = short_code(key, 1, salt=1, secret=secret)
     assert sinch.texts()["+12025550001"] == [f"Go {BASE}/{moved}"]
-    assert sqlite_store.short_link(taken)["send_key"] == "someone/else"
-    assert sqlite_store.short_link(moved)["send_key"] == key
+    assert sqlite_store.links.get(taken)["send_key"] == "someone/else"
+    assert sqlite_store.links.get(moved)["send_key"] == key
 
 
 def link_row(code: str, send_key: str = "s/v/n/c1/launch", position: int = 1, **values) -> dict:
@@ -182,8 +182,8 @@ def test_a_test_send_gets_real_links_marked_test(sqlite_store):
     runtime = make_runtime(sqlite_store, sinch, links=LINKS)
     customers(sqlite_store, [person(1)], consent=False)
     scenario = parse_scenario(sms_scenario("Go https://x.com/a"), "t.yaml", runtime.settings)
-    tracked = send_test(runtime, scenario, "hello", sqlite_store.customer("c1"))
+    tracked = send_test(runtime, scenario, "hello", sqlite_store.customers.get("c1"))
     [text] = sinch.texts()["+12025550001"]
-    link = sqlite_store.short_link(text.removeprefix(f"Go {BASE}/"))
+    link = sqlite_store.links.get(text.removeprefix(f"Go {BASE}/"))
     assert link["test"] is True and link["send_key"] == tracked["send_key"]
-    assert sqlite_store.click_counts("test") == (0, 0, 0)  # not in the evaluation
+    assert sqlite_store.evaluation.click_counts("test") == (0, 0, 0)  # not in the evaluation

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from engine.errors import ConfigError
-from engine.models import UtcDateTime
+from engine.store.models import UtcDateTime
 
 
 def create_database_engine(url: str) -> Engine:
