@@ -591,17 +591,16 @@ def status(
     store = _store(settings)
     records = store.scenarios.records()
     if scenario is not None:
-        records = [r for r in records if r["id"] == scenario]
+        records = [r for r in records if r.id == scenario]
         if not records:
             errors.print(f"[red]error[/red] no scenario '{scenario}'")
             raise typer.Exit(2)
     for record in records:
         console.print(
-            f"[bold]{record['id']}[/bold] ({record['name']}) version {record['version']}"
-            f", {record['status']}",
+            f"[bold]{record.id}[/bold] ({record.name}) version {record.version}, {record.status}",
             highlight=False,
         )
-        for report in scenario_reports(store, record["id"]):
+        for report in scenario_reports(store, record.id):
             print_report(report)
 
 
@@ -707,13 +706,13 @@ def serve(
     ]
     runtime = Runtime(_settings(settings))
     for record in runtime.store.scenarios.records(status="running"):
-        trigger = runtime.scenario(record["id"], record["version"]).trigger
+        trigger = runtime.scenario(record.id, record.version).trigger
         if trigger.cron is not None:
             deployments.append(
                 scenario_tick.to_deployment(
-                    name=f"scenario-{record['id']}",
+                    name=f"scenario-{record.id}",
                     schedules=[Cron(trigger.cron, timezone=trigger.timezone)],
-                    parameters={"scenario_id": record["id"], **parameters},
+                    parameters={"scenario_id": record.id, **parameters},
                     concurrency_limit=1,
                 )
             )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.store import Store
+from engine.store import SendRow, Store
 
 logger = logging.getLogger("scenarist.delivery")
 
@@ -224,28 +224,28 @@ def _decide(
 ) -> _Decisions:
     """Match reports to their sends and judge each, in order (the rules above)."""
     sends = store.reports.sends_for(reports)
-    enqueue_events = store.reports.enqueue_events([send["key"] for send in sends if send])
+    enqueue_events = store.reports.enqueue_events([send.key for send in sends if send])
     decided = _Decisions()
     for report, send in zip(reports, sends, strict=True):
-        if send is None or send["key"] not in enqueue_events:
+        if send is None or send.key not in enqueue_events:
             # Early: the send (or its enqueue event) is not recorded yet; matched later.
             decided.states.append((None, None))
             decided.outcomes[WAITING] += 1
             continue
-        decided.read_statuses.setdefault(send["key"], send["delivery_status"])
-        current = decided.send_updates.get(send["key"], send["delivery_status"])
-        verdict = judge(report["status"], current, send["created_at"], report["received_at"])
+        decided.read_statuses.setdefault(send.key, send.delivery_status)
+        current = decided.send_updates.get(send.key, send.delivery_status)
+        verdict = judge(report["status"], current, send.created_at, report["received_at"])
         if not verdict.apply:
             decided.states.append(("ignored", verdict.note))
             decided.outcomes["ignored"] += 1
             if verdict.note == TOO_LATE:
-                logger.info("delivery report for %s: %s", send["key"], TOO_LATE)
+                logger.info("delivery report for %s: %s", send.key, TOO_LATE)
             continue
-        decided.send_updates[send["key"]] = report["status"]
+        decided.send_updates[send.key] = report["status"]
         decided.states.append(("applied", None))
         decided.outcomes[report["status"]] += 1
         if report["status"] in FINAL_STATUSES:
-            enqueued = enqueue_events[send["key"]]
+            enqueued = enqueue_events[send.key]
             decided.events.append(_campaign_event(enqueued, event_name, send, report, now))
     return decided
 
@@ -293,7 +293,7 @@ def store_and_apply(
 def _campaign_event(
     enqueued: dict[str, Any],
     event_name: str,
-    send: dict[str, Any],
+    send: SendRow,
     report: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
@@ -303,17 +303,17 @@ def _campaign_event(
         "status_code": number_or_code(report["status_code"]),
         "error": report["error"],
         "comment": report["comment"],
-        "number_of_message_parts": report["parts"] or send["parts"],
+        "number_of_message_parts": report["parts"] or send.parts,
     }
     if report["type"] is not None and properties.get("action_type") == "mms":
         properties["type"] = report["type"]
     return {
         "name": event_name,
-        "customer_id": send["customer_id"],
-        "scenario_id": send["scenario_id"],
+        "customer_id": send.customer_id,
+        "scenario_id": send.scenario_id,
         "status": report["status"],
         "send_key": None,  # the enqueue event holds the send key; reports are extra events
-        "test": send["test"],
+        "test": send.test,
         "timestamp": report["reported_at"] or now,
         "properties": properties,
     }

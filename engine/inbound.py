@@ -38,7 +38,7 @@ from engine.keywords import KeywordMatch, match_keyword
 from engine.segments import segment
 from engine.sending import send_dispatch
 from engine.settings import Settings, integration_api
-from engine.store import KEYWORD_REPLIES, Store
+from engine.store import KEYWORD_REPLIES, SendRow, Store
 from integrations.gateways import GatewayPool
 
 if TYPE_CHECKING:
@@ -295,7 +295,7 @@ def send_replies(
 ) -> None:
     """Send the replies' stored intents (by their send keys) and track each as a campaign
     event, once. A reply another process is sending is tracked by it."""
-    dispatch_keys = [send["dispatch_key"] for send in store.sends.by_key(reply_keys).values()]
+    dispatch_keys = [send.dispatch_key for send in store.sends.by_key(reply_keys).values()]
     for key in dispatch_keys:
         send_dispatch(
             store, gateways, key, reconcile=reconcile, now=now, lease=settings.claim_lease
@@ -303,7 +303,7 @@ def send_replies(
     answered = [
         send
         for send in store.sends.by_key(reply_keys).values()
-        if not send["tracked"] and send["state"] in ("enqueued", "enqueue_failed")
+        if not send.tracked and send.state in ("enqueued", "enqueue_failed")
     ]
     store.sends.track([reply_event(settings, send, now) for send in answered])
 
@@ -316,32 +316,32 @@ def send_abandoned_replies(
     abandoned = store.dispatches.stale_pending(
         KEYWORD_REPLIES, now - ABANDONED_AFTER, now - settings.claim_lease
     )
-    keys = [key for dispatch in abandoned for key in dispatch["payload"]["send_keys"]]
+    keys = [key for dispatch in abandoned for key in dispatch.payload["send_keys"]]
     send_replies(store, gateways, settings, keys, now, reconcile=True)
     return len(abandoned)
 
 
-def reply_event(settings: Settings, send: dict[str, Any], now: datetime) -> dict[str, Any]:
+def reply_event(settings: Settings, send: SendRow, now: datetime) -> dict[str, Any]:
     """The campaign event of one keyword reply."""
     properties = {
         "action_type": "sms",
-        "status": send["state"],
-        "action_name": f"keyword {send['node_id']}",
+        "status": send.state,
+        "action_name": f"keyword {send.node_id}",
         "campaign_id": KEYWORD_REPLIES,
         "campaign_name": "Keyword replies",
-        "keyword": send["node_id"],
-        "status_code": number_or_code(send["status_code"]),
-        "error": send["error"],
-        "comment": send["comment"],
-        "number_of_message_parts": send["parts"],
-        "recipient": send["phone"],
+        "keyword": send.node_id,
+        "status_code": number_or_code(send.status_code),
+        "error": send.error,
+        "comment": send.comment,
+        "number_of_message_parts": send.parts,
+        "recipient": send.phone,
     }
     return {
         "name": settings.campaign_event_name,
-        "customer_id": send["customer_id"],
+        "customer_id": send.customer_id,
         "scenario_id": KEYWORD_REPLIES,
-        "status": send["state"],
-        "send_key": send["key"],
+        "status": send.state,
+        "send_key": send.key,
         "test": False,
         "timestamp": now,
         "properties": properties,

@@ -26,7 +26,7 @@ from engine.delivery import apply_pending_reports
 from engine.errors import TemplateError
 from engine.scenario import Scenario, parse_scenario
 from engine.settings import Settings
-from engine.store import ACTIVE, DONE, FAILED, ClaimedJourney, JourneyMove, Store
+from engine.store import ACTIVE, DONE, FAILED, ClaimedJourney, JourneyMove, ScenarioRow, Store
 from engine.templates import evaluate
 from integrations.gateways import GatewayPool
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
@@ -117,7 +117,7 @@ class Runtime:
         if key not in self._compiled:
             definition = self.store.scenarios.definition(scenario_id, version)
             record = self.store.scenarios.record(scenario_id)
-            source = record["source"] if record else scenario_id
+            source = record.source if record else scenario_id
             self._compiled[key] = _compile_definition(definition, source, self.settings)
         return self._compiled[key]
 
@@ -196,7 +196,9 @@ def _enrol(
     )
 
 
-def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: datetime) -> int:
+def enrol_from_events(
+    runtime: Runtime, scenario: Scenario, record: ScenarioRow, now: datetime
+) -> int:
     """Enrol customers whose events arrived since the scenario's cursor."""
     trigger = scenario.trigger
     assert trigger.event is not None
@@ -204,7 +206,7 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
     first_node = scenario.next_node(trigger.id, "next")
     if first_node is None:
         return 0
-    cursor = record["event_cursor"]
+    cursor = record.event_cursor
     started = 0
     while True:
         events = store.customers.events_after(trigger.event, cursor, runtime.settings.claim_size)
@@ -230,13 +232,15 @@ def enrol_from_events(runtime: Runtime, scenario: Scenario, record: dict, now: d
     return started
 
 
-def enrol_scheduled(runtime: Runtime, scenario: Scenario, record: dict, now: datetime) -> int:
+def enrol_scheduled(
+    runtime: Runtime, scenario: Scenario, record: ScenarioRow, now: datetime
+) -> int:
     """Enrol the audience when the schedule's next fire has come.
 
     After downtime, only the latest missed fire enrols: a campaign is not sent several
     times in a row to catch up.
     """
-    fire = record["next_fire_at"]
+    fire = record.next_fire_at
     if fire is None or fire > now:
         return 0
     trigger = scenario.trigger
@@ -408,9 +412,9 @@ def tick_scenario(
     """One tick of one running scenario: enrol what triggers fired, move what is due."""
     summary = TickSummary()
     record = runtime.store.scenarios.record(scenario_id)
-    if record is None or record["status"] != "running":
+    if record is None or record.status != "running":
         return summary
-    current = runtime.scenario(scenario_id, record["version"])
+    current = runtime.scenario(scenario_id, record.version)
     started = now()
     if current.trigger.kind == "event":
         summary.enrolled += enrol_from_events(runtime, current, record, started)

@@ -11,13 +11,13 @@ both: the one that does not take it leaves it to the other.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from engine.consent import consent_refusal
 from engine.dispatch import without_sends
 from engine.errors import ProviderError
-from engine.store import Store
+from engine.store import DispatchRow, Store
 from integrations.gateways import GatewayPool
 
 
@@ -49,12 +49,12 @@ def send_dispatch(
         if withheld is None:
             return
         dispatch = withheld
-    gateway = gateways.get(dispatch["integration"])
+    gateway = gateways.get(dispatch.integration)
     try:
-        outcome = gateway.send(dispatch["key"], dispatch["payload"], reconcile=reconcile)
+        outcome = gateway.send(dispatch.key, dispatch.payload, reconcile=reconcile)
     except ProviderError as exc:
         store.dispatches.resolve(
-            dispatch["key"],
+            dispatch.key,
             enqueued=False,
             now=now,
             status_code=exc.status_code,
@@ -63,7 +63,7 @@ def send_dispatch(
         )
         return
     store.dispatches.resolve(
-        dispatch["key"],
+        dispatch.key,
         enqueued=True,
         provider_id=outcome.provider_id,
         refused=outcome.refused,
@@ -72,8 +72,8 @@ def send_dispatch(
 
 
 def withhold_opted_out(
-    store: Store, dispatch: dict[str, Any], category: str, now: datetime
-) -> dict[str, Any] | None:
+    store: Store, dispatch: DispatchRow, category: str, now: datetime
+) -> DispatchRow | None:
     """The request without the recipients who withdrew consent or texted STOP since the
     consent step (a batch's requests go out over seconds, a rate limit's pace); they are
     recorded as suppressed with the consent step's reasons. None: nobody is left to send.
@@ -81,7 +81,7 @@ def withhold_opted_out(
     A request being reconciled is not checked: the provider may have it already, and the
     record must say what it has.
     """
-    withdrawn = store.dispatches.withdrawn_consents(dispatch["key"], category)
+    withdrawn = store.dispatches.withdrawn_consents(dispatch.key, category)
     reasons = {
         key: reason
         for key, granted, stopped in withdrawn
@@ -89,6 +89,6 @@ def withhold_opted_out(
     }
     if not reasons:
         return dispatch
-    payload = without_sends(dispatch["payload"], reasons)
-    store.dispatches.withhold_sends(dispatch["key"], payload, reasons, now)
-    return {**dispatch, "payload": payload} if payload["recipients"] else None
+    payload = without_sends(dispatch.payload, reasons)
+    store.dispatches.withhold_sends(dispatch.key, payload, reasons, now)
+    return replace(dispatch, payload=payload) if payload["recipients"] else None

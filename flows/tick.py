@@ -43,7 +43,7 @@ def tick(settings_file: str | None = None) -> dict[str, dict]:
     process left unsent."""
     runtime = project_runtime(settings_file)
     results = {
-        record["id"]: scenario_tick(record["id"], settings_file)
+        record.id: scenario_tick(record.id, settings_file)
         for record in runtime.store.scenarios.records(status="running")
     }
     abandoned = send_abandoned_replies(runtime.store, runtime.gateways, runtime.settings, utc_now())

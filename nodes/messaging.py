@@ -40,6 +40,7 @@ from engine.senders import sender_refusal
 from engine.sending import send_dispatch
 from engine.settings import integration_api
 from engine.silent_hours import silent_until
+from engine.store import SendRow
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 if TYPE_CHECKING:
@@ -159,8 +160,8 @@ class MessageNode(NodeConfig):
             send = prior.get(self.send_key(ctx, item))
             if send is None:
                 live.append(item)
-            elif send["state"] in ("pending", "enqueued", "enqueue_failed") and not send["tracked"]:
-                item.notes["resumed"] = send["state"]
+            elif send.state in ("pending", "enqueued", "enqueue_failed") and not send.tracked:
+                item.notes["resumed"] = send.state
                 live.append(item)
             else:
                 moves.append(self._after_send(item, send))
@@ -275,7 +276,7 @@ class MessageNode(NodeConfig):
         plans = self.plan(ctx, to_send)
         resumed = [self.send_key(ctx, i) for i in items if i.notes.get("resumed") == "pending"]
         keys = [plan.key for plan in plans]
-        keys += [send["dispatch_key"] for send in ctx.store.sends.by_key(resumed).values()]
+        keys += [send.dispatch_key for send in ctx.store.sends.by_key(resumed).values()]
         # Intents already stored were written by an earlier attempt (a crash, a retried
         # task): the provider may have them, so they are looked up before any resend.
         earlier = ctx.store.dispatches.unresolved_keys(keys)
@@ -320,13 +321,13 @@ class MessageNode(NodeConfig):
 
     def track(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
         sends = ctx.store.sends.untracked([self.send_key(ctx, item) for item in items])
-        answered = [send for send in sends if send["state"] != "pending"]
+        answered = [send for send in sends if send.state != "pending"]
         ctx.store.sends.track([self.campaign_event(ctx, send) for send in answered])
-        by_key = {send["key"]: send for send in sends}
+        by_key = {send.key: send for send in sends}
         moves = []
         for item in items:
             send = by_key.get(self.send_key(ctx, item))
-            if send is not None and send["state"] == "pending":
+            if send is not None and send.state == "pending":
                 # Its request is another process's to make: the next tick looks again.
                 moves.append(Move.stay(item, ctx.now))
             else:
@@ -335,34 +336,34 @@ class MessageNode(NodeConfig):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def campaign_event(self, ctx: NodeContext, send: dict[str, Any]) -> dict[str, Any]:
+    def campaign_event(self, ctx: NodeContext, send: SendRow) -> dict[str, Any]:
         """The seeds' campaign event for one send, with the scenario's tracking attributes."""
         scenario = ctx.scenario
         properties = {
             **scenario.settings.tracking,
             "action_type": self.channel,
-            "status": send["state"],
+            "status": send.state,
             "action_id": scenario.action_ids[self.id],
             "action_name": self.id,
             "campaign_id": scenario.id,
             "campaign_name": scenario.name,
             "campaign_policy": scenario.settings.frequency_policy,
             "consent_category": scenario.settings.consent_category,
-            "status_code": number_or_code(send["status_code"]),
-            "error": send["error"],
-            "comment": send["comment"],
-            "number_of_message_parts": send["parts"],
-            "recipient": send["phone"],
+            "status_code": number_or_code(send.status_code),
+            "error": send.error,
+            "comment": send.comment,
+            "number_of_message_parts": send.parts,
+            "recipient": send.phone,
         }
-        if send["test"]:
+        if send.test:
             properties["test"] = True
         return {
             "name": ctx.settings.campaign_event_name,
-            "customer_id": send["customer_id"],
+            "customer_id": send.customer_id,
             "scenario_id": scenario.id,
-            "status": send["state"],
-            "send_key": send["key"],
-            "test": send["test"],
+            "status": send.state,
+            "send_key": send.key,
+            "test": send.test,
             "timestamp": ctx.now,
             "properties": properties,
         }
@@ -417,7 +418,7 @@ class MessageNode(NodeConfig):
             "created_at": ctx.now,
         }
 
-    def _after_send(self, item: JourneyItem, send: dict[str, Any] | None) -> Move:
-        if send is not None and send["error"] in COMPOSITION_ERRORS:
-            return Move.fail(item, f"{self.type} '{self.id}': {send['comment']}")
+    def _after_send(self, item: JourneyItem, send: SendRow | None) -> Move:
+        if send is not None and send.error in COMPOSITION_ERRORS:
+            return Move.fail(item, f"{self.type} '{self.id}': {send.comment}")
         return Move(item, "next")

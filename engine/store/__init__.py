@@ -27,14 +27,14 @@ from sqlalchemy import Engine, select
 
 from engine.store.customers import Customers
 from engine.store.database import Database
-from engine.store.dispatches import Dispatches
+from engine.store.dispatches import Dispatches, DispatchRow
 from engine.store.evaluation import Evaluation
 from engine.store.inbound import Inbound
 from engine.store.journeys import ClaimedJourney, JourneyMove, Journeys
 from engine.store.links import Links
 from engine.store.reports import Reports
-from engine.store.scenarios import Scenarios
-from engine.store.sends import Sends
+from engine.store.scenarios import ScenarioRow, Scenarios
+from engine.store.sends import SendRow, Sends
 from engine.store.tables import ACTIVE, DONE, FAILED, KEYWORD_REPLIES, SECRETS
 
 __all__ = [
@@ -43,7 +43,10 @@ __all__ = [
     "FAILED",
     "KEYWORD_REPLIES",
     "ClaimedJourney",
+    "DispatchRow",
     "JourneyMove",
+    "ScenarioRow",
+    "SendRow",
     "Store",
 ]
 

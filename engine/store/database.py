@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import (
@@ -34,6 +34,8 @@ from sqlmodel import SQLModel
 
 from engine.errors import ConfigError
 from engine.store.models import UtcDateTime
+
+T = TypeVar("T")
 
 
 def create_database_engine(url: str) -> Engine:
@@ -123,6 +125,11 @@ class Database:
             # hot reads (delivery reports, sends, campaign events).
             keys = tuple(result.keys())
             return [dict(zip(keys, row, strict=True)) for row in result]
+
+    def values(self, query: Any, make: Callable[..., T]) -> list[T]:
+        """Run a read and build one typed value per row, from its columns in order."""
+        with self.engine.connect() as connection:
+            return [make(*row) for row in connection.execute(query)]
 
     def first(self, query: Any) -> dict[str, Any] | None:
         rows = self.rows(query.limit(1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,26 @@ from sqlalchemy import bindparam, or_, select, update
 
 from engine.store.database import Database
 from engine.store.tables import CONSENTS, DISPATCHES, OPT_OUTS, SENDS
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRow:
+    """One stored provider request (see `models.Dispatch` for what each field means)."""
+
+    key: str
+    integration: str
+    state: str
+    payload: dict[str, Any]
+    provider_id: str | None
+    status_code: str | None
+    error: str | None
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# Selected in the order of DispatchRow's fields, so a row tuple builds one directly.
+DISPATCH_COLUMNS = tuple(DISPATCHES.c[field.name] for field in fields(DispatchRow))
 
 
 def _code(value: int | str | None) -> str | None:
@@ -89,7 +110,7 @@ class Dispatches:
 
     def take(
         self, key: str, now: datetime, taken_before: datetime
-    ) -> tuple[dict[str, Any], bool] | None:
+    ) -> tuple[DispatchRow, bool] | None:
         """Take one stored request to make it now, or None when it is not to be made by
         this process: answered, withheld, or being made by another.
 
@@ -108,10 +129,10 @@ class Dispatches:
                     update(DISPATCHES)
                     .where(DISPATCHES.c.key == key, unclaimed)
                     .values(state="sending", updated_at=now)
-                    .returning(*DISPATCHES.c)
+                    .returning(*DISPATCH_COLUMNS)
                 ).first()
                 if row is not None:
-                    return dict(row._mapping), abandoned
+                    return DispatchRow(*row), abandoned
         return None
 
     def resolve(
@@ -175,7 +196,7 @@ class Dispatches:
 
     def stale_pending(
         self, scenario_id: str, before: datetime, taken_before: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[DispatchRow]:
         """Dispatches of `scenario_id`'s sends their sender left unanswered: still pending
         since before `before`, or taken (`sending`) before `taken_before` (see
         `take_dispatch`)."""
@@ -186,4 +207,5 @@ class Dispatches:
         )
         pending = (DISPATCHES.c.state == "pending") & (DISPATCHES.c.created_at < before)
         abandoned = (DISPATCHES.c.state == "sending") & (DISPATCHES.c.updated_at < taken_before)
-        return self.db.rows(select(DISPATCHES).where(or_(pending, abandoned), of_scenario))
+        query = select(*DISPATCH_COLUMNS).where(or_(pending, abandoned), of_scenario)
+        return self.db.values(query, DispatchRow)

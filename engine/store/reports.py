@@ -9,6 +9,7 @@ from sqlalchemy import Connection, literal_column, select
 
 from engine.errors import ConcurrentUpdate
 from engine.store.database import Database
+from engine.store.sends import SEND_COLUMNS, SendRow
 from engine.store.tables import CAMPAIGN_EVENTS, REPORTS, SENDS
 
 
@@ -69,36 +70,22 @@ class Reports:
                 raise ConcurrentUpdate("sends were updated concurrently; nothing applied")
             self._apply(connection, [], send_statuses, events)
 
-    def sends_for(self, reports: Sequence[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    def sends_for(self, reports: Sequence[dict[str, Any]]) -> list[SendRow | None]:
         """The send each report is about (None when not recorded), in the order of
         `reports`: by its send key, or by the dispatch key and recipient (Sinch SMS reports
         name the request and the number)."""
-        columns = [
-            SENDS.c[name]
-            for name in (
-                "key",
-                "customer_id",
-                "scenario_id",
-                "phone",
-                "dispatch_key",
-                "parts",
-                "created_at",
-                "delivery_status",
-                "tracked",
-                "test",
-            )
-        ]
         keys = {r["send_key"] for r in reports if r["send_key"]}
         dispatches = {r["dispatch_key"] for r in reports if r["dispatch_key"] and not r["send_key"]}
-        by_key: dict[str, dict[str, Any]] = {}
-        by_dispatch: dict[tuple[str, str], dict[str, Any]] = {}
+        by_key: dict[str, SendRow] = {}
+        by_dispatch: dict[tuple[str | None, str | None], SendRow] = {}
         if keys:
-            for send in self.db.rows(select(*columns).where(self.db.in_(SENDS.c.key, keys))):
-                by_key[send["key"]] = send
+            query = select(*SEND_COLUMNS).where(self.db.in_(SENDS.c.key, keys))
+            for send in self.db.values(query, SendRow):
+                by_key[send.key] = send
         if dispatches:
-            query = select(*columns).where(self.db.in_(SENDS.c.dispatch_key, dispatches))
-            for send in self.db.rows(query):
-                by_dispatch[(send["dispatch_key"], send["phone"])] = send
+            query = select(*SEND_COLUMNS).where(self.db.in_(SENDS.c.dispatch_key, dispatches))
+            for send in self.db.values(query, SendRow):
+                by_dispatch[(send.dispatch_key, send.phone)] = send
         return [
             by_key.get(report["send_key"])
             or by_dispatch.get((report["dispatch_key"], report["recipient"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +11,25 @@ from sqlalchemy import insert, select, update
 
 from engine.store.database import Database
 from engine.store.tables import SCENARIOS, VERSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRow:
+    """A launched scenario: its running version and where its trigger stands (see
+    `models.ScenarioRecord`)."""
+
+    id: str
+    name: str
+    version: str
+    source: str
+    status: str
+    launched_at: datetime
+    event_cursor: int
+    next_fire_at: datetime | None
+
+
+# Selected in the order of ScenarioRow's fields, so a row tuple builds one directly.
+_COLUMNS = tuple(SCENARIOS.c[field.name] for field in fields(ScenarioRow))
 
 
 class Scenarios:
@@ -75,14 +95,15 @@ class Scenarios:
                 )
             return True
 
-    def record(self, scenario_id: str) -> dict[str, Any] | None:
-        return self.db.first(select(SCENARIOS).where(SCENARIOS.c.id == scenario_id))
+    def record(self, scenario_id: str) -> ScenarioRow | None:
+        found = self.db.values(select(*_COLUMNS).where(SCENARIOS.c.id == scenario_id), ScenarioRow)
+        return found[0] if found else None
 
-    def records(self, status: str | None = None) -> list[dict[str, Any]]:
-        query = select(SCENARIOS).order_by(SCENARIOS.c.id)
+    def records(self, status: str | None = None) -> list[ScenarioRow]:
+        query = select(*_COLUMNS).order_by(SCENARIOS.c.id)
         if status is not None:
             query = query.where(SCENARIOS.c.status == status)
-        return self.db.rows(query)
+        return self.db.values(query, ScenarioRow)
 
     def definition(self, scenario_id: str, version: str) -> dict[str, Any]:
         with self.db.engine.connect() as connection:
@@ -107,7 +128,7 @@ class Scenarios:
         wanted = set(event_types)
         found = []
         for record in self.records(status="running"):
-            version = (record["id"], record["version"])
+            version = (record.id, record.version)
             # A version never changes, so its trigger events are read once per process.
             if version not in self._trigger_events:
                 nodes = self.definition(*version).get("nodes", [])
@@ -115,5 +136,5 @@ class Scenarios:
                     node.get("event") for node in nodes if node.get("type") == "trigger"
                 )
             if self._trigger_events[version] & wanted:
-                found.append(record["id"])
+                found.append(record.id)
         return found

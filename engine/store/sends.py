@@ -4,6 +4,7 @@ the campaign events that track them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -16,15 +17,43 @@ from engine.store.links import insert_short_links
 from engine.store.tables import CAMPAIGN_EVENTS, DISPATCHES, KEYWORD_REPLIES, SENDS
 
 
+@dataclass(frozen=True, slots=True)
+class SendRow:
+    """One stored message decision (see `models.Send` for what each field means)."""
+
+    key: str
+    scenario_id: str
+    node_id: str
+    customer_id: str
+    journey_id: int
+    phone: str | None
+    dispatch_key: str | None
+    state: str
+    reason: str | None
+    parts: int | None
+    encoding: str | None
+    status_code: str | None
+    error: str | None
+    comment: str | None
+    tracked: bool
+    delivery_status: str | None
+    test: bool
+    created_at: datetime
+
+
+# Selected in the order of SendRow's fields, so a row tuple builds one directly.
+SEND_COLUMNS = tuple(SENDS.c[field.name] for field in fields(SendRow))
+
+
 class Sends:
     """Sends, their intents and their tracking."""
 
     def __init__(self, db: Database):
         self.db = db
 
-    def by_key(self, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = self.db.rows(select(SENDS).where(self.db.in_(SENDS.c.key, keys)))
-        return {row["key"]: row for row in rows}
+    def by_key(self, keys: Sequence[str]) -> dict[str, SendRow]:
+        rows = self.db.values(select(*SEND_COLUMNS).where(self.db.in_(SENDS.c.key, keys)), SendRow)
+        return {row.key: row for row in rows}
 
     def record(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record message decisions made before any provider call (suppressed, failed)."""
@@ -104,29 +133,16 @@ class Sends:
                 connection.execute(DISPATCHES.delete().where(this))
         return {key for keys in others.values() for key in keys}
 
-    def untracked(self, keys: Sequence[str]) -> list[dict[str, Any]]:
-        """What a campaign event needs of each send not yet tracked: answered, or still
-        `pending` (its request is being made by another process)."""
-        columns = [
-            SENDS.c[name]
-            for name in (
-                "key",
-                "customer_id",
-                "phone",
-                "state",
-                "parts",
-                "status_code",
-                "error",
-                "comment",
-                "test",
-            )
-        ]
-        return self.db.rows(
-            select(*columns).where(
+    def untracked(self, keys: Sequence[str]) -> list[SendRow]:
+        """The sends among `keys` not yet tracked: answered, or still `pending` (their
+        request is being made by another process)."""
+        return self.db.values(
+            select(*SEND_COLUMNS).where(
                 self.db.in_(SENDS.c.key, keys),
                 SENDS.c.tracked.is_(False),
                 SENDS.c.state.in_(("pending", "enqueued", "enqueue_failed")),
-            )
+            ),
+            SendRow,
         )
 
     def track(self, events: Sequence[dict[str, Any]]) -> None:

@@ -119,7 +119,7 @@ def test_a_head_request_redirects_but_tracks_nothing(sqlite_store):
 
 def test_every_status_carries_the_custom_tracking_attributes(sqlite_store):
     sinch, runtime = launch(sqlite_store)
-    version = sqlite_store.scenarios.record("test")["version"]
+    version = sqlite_store.scenarios.record("test").version
     reports = [
         DeliveryReport(
             provider="sinch_sms",

@@ -247,7 +247,7 @@ def test_a_reply_being_sent_is_left_to_its_sender_until_it_held_it_for_the_lease
     gateway = RecordingGateway()
     pool = GatewayPool(project, opened={"simulator": gateway})
     result = receive_inbound(store, project, [STOP], NOW)
-    dispatch_key = store.sends.by_key(result.replies)[result.replies[0]]["dispatch_key"]
+    dispatch_key = store.sends.by_key(result.replies)[result.replies[0]].dispatch_key
     # The webhook process takes the reply to send it, and dies making the request.
     assert store.dispatches.take(dispatch_key, NOW, NOW) is not None
     for later in (timedelta(minutes=2), project.claim_lease):

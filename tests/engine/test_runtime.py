@@ -386,11 +386,11 @@ def test_schedule_trigger_enrols_at_each_fire(sqlite_store, sinch):
     run(runtime, text)  # Monday 10:00 New York time has passed on NOW (15:00 UTC)
     assert sinch.posts == 0
     next_monday = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 10:00 EST
-    assert sqlite_store.scenarios.record("test")["next_fire_at"] == next_monday
+    assert sqlite_store.scenarios.record("test").next_fire_at == next_monday
     tick_scenario(runtime, "test", now=lambda: next_monday)
     tick_scenario(runtime, "test", now=lambda: next_monday + timedelta(minutes=5))
     assert sinch.texts() == {"+12025550001": ["Weekly news"]}
-    assert sqlite_store.scenarios.record("test")["next_fire_at"] == next_monday + timedelta(days=7)
+    assert sqlite_store.scenarios.record("test").next_fire_at == next_monday + timedelta(days=7)
 
 
 def test_paused_scenarios_do_not_tick(sqlite_store, sinch):
@@ -410,7 +410,7 @@ def test_unicode_text_is_counted_in_ucs2_parts(sqlite_store, sinch):
     run(runtime, text)
     [event] = sqlite_store.evaluation.campaign_events("test")
     assert event["properties"]["number_of_message_parts"] == 2
-    assert sqlite_store.sends.by_key([event["send_key"]])[event["send_key"]]["encoding"] == "UCS-2"
+    assert sqlite_store.sends.by_key([event["send_key"]])[event["send_key"]].encoding == "UCS-2"
 
 
 def test_a_sender_that_cannot_reach_the_country_is_tracked_not_sent(sqlite_store, sinch):

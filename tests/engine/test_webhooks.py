@@ -533,4 +533,4 @@ def test_reports_decided_on_a_status_another_applier_changed_are_not_applied(sto
     with pytest.raises(ConcurrentUpdate, match="updated concurrently"):
         store.reports.record([{**rows[0], "state": "applied"}], {"k1": "failed"}, [], {"k1": None})
     assert store.reports.pending(10) == []  # nothing written: the writer falls back
-    assert store.sends.by_key(["k1"])["k1"]["delivery_status"] == "delivered"
+    assert store.sends.by_key(["k1"])["k1"].delivery_status == "delivered"

@@ -115,7 +115,7 @@ def test_a_batch_with_a_link_is_still_one_request(sqlite_store):
     assert batch["body"] == "Hi ${p1}, shop ${p2} now"
     assert len(batch["to"]) == 1000 and len(set(batch["parameters"]["p2"].values())) == 1000
     received = sinch.texts()["+12025550007"]
-    key = f"test/{sqlite_store.scenarios.record('test')['version']}/hello/c7/launch"
+    key = f"test/{sqlite_store.scenarios.record('test').version}/hello/c7/launch"
     code = short_code(key, 1, secret=sqlite_store.secret(LINK_SECRET))
     assert received == [f"Hi Ann7, shop {BASE}/{code} now"]
     link = sqlite_store.links.get(code)

@@ -39,8 +39,8 @@ def test_dispatch_outcome_updates_every_pending_send(store):
         comment="bad to[0]",
     )
     sends = store.sends.by_key(["k1", "k2"])
-    assert {s["state"] for s in sends.values()} == {"enqueue_failed"}
-    assert sends["k1"]["status_code"] == "400"  # kept as the provider gave it
+    assert {s.state for s in sends.values()} == {"enqueue_failed"}
+    assert sends["k1"].status_code == "400"  # kept as the provider gave it
     assert store.dispatches.unresolved_keys(["d1"]) == set()
     assert store.dispatches.take("d1", NOW, NOW) is None  # answered: never made again
 
@@ -99,7 +99,7 @@ def test_withdrawn_consents_are_found_per_request_and_withheld(store):
     kept = {**payload, "recipients": ["+12025550000", "+12025550003"], "send_keys": ["k0", "k3"]}
     store.dispatches.withhold_sends("d1", kept, {"k1": "no consent: sms", "k2": "STOP"}, NOW)
     sends = store.sends.by_key([f"k{n}" for n in range(5)])
-    assert {k: (s["state"], s["reason"]) for k, s in sends.items()} == {
+    assert {k: (s.state, s.reason) for k, s in sends.items()} == {
         "k0": ("pending", None),
         "k1": ("suppressed", "no consent: sms"),
         "k2": ("suppressed", "STOP"),
@@ -107,7 +107,7 @@ def test_withdrawn_consents_are_found_per_request_and_withheld(store):
         "k4": ("pending", None),
     }
     taken, abandoned = store.dispatches.take("d1", NOW, NOW)
-    assert taken["payload"] == kept and not abandoned
+    assert taken.payload == kept and not abandoned
     # With nobody left, the request is never made.
     store.dispatches.withhold_sends("d1", {**payload, "recipients": [], "send_keys": []}, {}, NOW)
     assert store.dispatches.unresolved_keys(["d1"]) == set()
@@ -137,8 +137,8 @@ def test_a_request_is_taken_from_pending_or_from_a_taker_that_held_it_too_long(
         assert taken is None
         return
     row, abandoned = taken
-    assert (row["key"], row["state"], row["updated_at"]) == ("d1", "sending", NOW)
-    assert row["payload"]["send_keys"] == ["k"]
+    assert (row.key, row.state, row.updated_at) == ("d1", "sending", NOW)
+    assert row.payload["send_keys"] == ["k"]
     assert abandoned is (outcome == "abandoned")
     assert store.dispatches.unresolved_keys(["d1"]) == {"d1"}
     # Taken now, nobody else takes it until the lease has passed again.
@@ -184,5 +184,5 @@ def test_stale_intents_are_those_pending_too_long_or_taken_too_long_ago(store):
         store.sends.record([send_row(f"k-{key}", "c1", "pending", NOW, dispatch_key=key)])
     stale = store.dispatches.stale_pending("s", NOW - timedelta(minutes=30), NOW - LEASE)
     # Every intent here was written an hour ago: the pending one is stale by its age.
-    assert sorted(d["key"] for d in stale) == ["abandoned", "fresh"]
+    assert sorted(d.key for d in stale) == ["abandoned", "fresh"]
     assert store.dispatches.stale_pending("other", NOW, NOW) == []

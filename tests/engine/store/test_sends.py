@@ -47,7 +47,7 @@ def test_a_message_another_request_holds_is_left_out_of_a_new_one(store):
     store.sends.record_intents(mixed + theirs, mixed_sends + theirs_sends)
 
     sends = store.sends.by_key([f"k{n}" for n in range(6)])
-    assert {k: (s["dispatch_key"], s["state"]) for k, s in sends.items()} == {
+    assert {k: (s.dispatch_key, s.state) for k, s in sends.items()} == {
         "k0": ("other", "pending"),
         "k1": ("other", "pending"),
         "k2": ("other", "pending"),
@@ -55,7 +55,7 @@ def test_a_message_another_request_holds_is_left_out_of_a_new_one(store):
         "k5": (None, "suppressed"),
     }
     taken, _ = store.dispatches.take("mixed", NOW, NOW)
-    assert taken["payload"] == {
+    assert taken.payload == {
         "body": "Hi ${p1}",
         "recipients": ["+12025550003"],
         "send_keys": ["k3"],
@@ -63,7 +63,7 @@ def test_a_message_another_request_holds_is_left_out_of_a_new_one(store):
     }
     # A request with nobody of its own is not stored at all.
     assert store.dispatches.unresolved_keys(["other", "mixed", "theirs"]) == {"other", "mixed"}
-    assert store.dispatches.take("other", NOW, NOW)[0]["payload"]["send_keys"] == ["k0", "k1", "k2"]
+    assert store.dispatches.take("other", NOW, NOW)[0].payload["send_keys"] == ["k0", "k1", "k2"]
 
     # Written again (a retried step), the intents stay as they are.
     store.sends.record_intents(mixed + theirs, mixed_sends + theirs_sends)
