@@ -255,7 +255,7 @@ def _change_consent(customer: str, category: str, granted: bool, settings: Path 
     if record is None:
         errors.print(f"[red]error[/red] no customer '{customer}'")
         raise typer.Exit(2)
-    phone = record["phone"]
+    phone = record.phone
     if granted and phone and store.customers.opted_out_phones([phone], category):
         console.print(
             f"note: {phone} texted STOP; nobody with it is sent {category} until it texts START"
@@ -455,7 +455,7 @@ def preview(
 
     runtime, scenario, record = _scenario_and_customer(file, customer, settings)
     properties = _event_option(event)
-    table = Table(title=f"{scenario.id} for {customer} ({record['phone']})", title_justify="left")
+    table = Table(title=f"{scenario.id} for {customer} ({record.phone})", title_justify="left")
     columns = (
         "node",
         "channel",

@@ -16,6 +16,7 @@ from typing import Any
 from engine.scenario import Scenario
 from engine.segments import Segmentation, split_gsm_text
 from engine.settings import Settings
+from engine.store import CustomerRow
 from nodes.base import JourneyItem
 from nodes.messaging import MessageNode
 from nodes.mms import MmsNode
@@ -38,18 +39,18 @@ class MessagePreview:
     fallback_pieces: list[str] | None = None
 
 
-def customer_item(customer: dict[str, Any], event: dict[str, Any], entry: str) -> JourneyItem:
+def customer_item(customer: CustomerRow, event: dict[str, Any], entry: str) -> JourneyItem:
     """A journey item for a stored customer, outside any journey."""
     return JourneyItem(
         journey_id=0,
-        customer_id=customer["id"],
+        customer_id=customer.id,
         entry=entry,
         version="",
-        attributes=customer.get("attributes") or {},
+        attributes=customer.attributes,
         event=event,
-        phone=customer.get("phone"),
-        timezone=customer.get("timezone"),
-        region=customer.get("region"),
+        phone=customer.phone,
+        timezone=customer.timezone,
+        region=customer.region,
     )
 
 
@@ -58,7 +59,7 @@ def message_nodes(scenario: Scenario) -> list[MessageNode]:
 
 
 def preview_messages(
-    settings: Settings, scenario: Scenario, customer: dict[str, Any], event: dict[str, Any]
+    settings: Settings, scenario: Scenario, customer: CustomerRow, event: dict[str, Any]
 ) -> list[MessagePreview]:
     """Compose every message node of `scenario` for `customer`, in file order."""
     previews = []

@@ -26,7 +26,16 @@ from engine.delivery import apply_pending_reports
 from engine.errors import TemplateError
 from engine.scenario import Scenario, parse_scenario
 from engine.settings import Settings
-from engine.store import ACTIVE, DONE, FAILED, ClaimedJourney, JourneyMove, ScenarioRow, Store
+from engine.store import (
+    ACTIVE,
+    DONE,
+    FAILED,
+    ClaimedJourney,
+    CustomerRow,
+    JourneyMove,
+    ScenarioRow,
+    Store,
+)
 from engine.templates import evaluate
 from integrations.gateways import GatewayPool
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
@@ -165,10 +174,10 @@ def enrol_audience(runtime: Runtime, scenario: Scenario, entry: str, now: dateti
                 if scenario.audience is None or _matches(
                     scenario.audience, _item_for(customer).template_context()
                 ):
-                    entries.append((customer["id"], entry, {}))
+                    entries.append((customer.id, entry, {}))
             except TemplateError as exc:
                 errors += 1
-                first_error = first_error or f"customer {customer['id']}: {exc}"
+                first_error = first_error or f"customer {customer.id}: {exc}"
         started += _enrol(runtime, scenario, first_node, entries, now, once_at_a_time=False)
         progress.advance("customers evaluated", len(page), total)
     if errors:
@@ -222,7 +231,7 @@ def enrol_from_events(
             try:
                 if _matches(trigger.condition, context) and _matches(scenario.audience, context):
                     entry = "once" if trigger.reentry == "never" else f"event:{event['id']}"
-                    entries.append((customer["id"], entry, event["properties"]))
+                    entries.append((customer.id, entry, event["properties"]))
             except TemplateError as exc:
                 logger.warning("event %s not enrolled: %s", event["id"], exc)
         once_at_a_time = trigger.reentry == "after_finish"
@@ -280,17 +289,17 @@ def launch(runtime: Runtime, scenario: Scenario, now: datetime) -> int:
 # -- ticks -------------------------------------------------------------------------------
 
 
-def _item_for(customer: dict, event: dict | None = None) -> JourneyItem:
+def _item_for(customer: CustomerRow, event: dict | None = None) -> JourneyItem:
     return JourneyItem(
         journey_id=0,
-        customer_id=customer["id"],
+        customer_id=customer.id,
         entry="",
         version="",
-        attributes=customer.get("attributes") or {},
+        attributes=customer.attributes,
         event=event or {},
-        phone=customer.get("phone"),
-        timezone=customer.get("timezone"),
-        region=customer.get("region"),
+        phone=customer.phone,
+        timezone=customer.timezone,
+        region=customer.region,
     )
 
 

@@ -17,6 +17,7 @@ from engine.phones import normalize_phone, phone_region
 from engine.preview import customer_item
 from engine.runtime import Runtime, utc_now
 from engine.scenario import Scenario
+from engine.store import CustomerRow
 from nodes.messaging import MessageNode
 
 
@@ -24,7 +25,7 @@ def send_test(
     runtime: Runtime,
     scenario: Scenario,
     node_id: str,
-    customer: dict[str, Any],
+    customer: CustomerRow,
     to: str | None = None,
     event: dict[str, Any] | None = None,
 ) -> dict[str, Any]:

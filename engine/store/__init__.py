@@ -25,7 +25,7 @@ import secrets
 
 from sqlalchemy import Engine, select
 
-from engine.store.customers import Customers
+from engine.store.customers import CustomerRow, Customers
 from engine.store.database import Database
 from engine.store.dispatches import Dispatches, DispatchRow
 from engine.store.evaluation import Evaluation
@@ -43,6 +43,7 @@ __all__ = [
     "FAILED",
     "KEYWORD_REPLIES",
     "ClaimedJourney",
+    "CustomerRow",
     "DispatchRow",
     "JourneyMove",
     "ScenarioRow",

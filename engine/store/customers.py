@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -12,14 +13,22 @@ from engine.phones import phone_region
 from engine.store.database import Database
 from engine.store.tables import CONSENT_CHANGES, CONSENTS, CUSTOMERS, EVENTS, OPT_OUTS
 
-# What the runtime reads of a customer.
-_CUSTOMER_FIELDS = (
-    CUSTOMERS.c.id,
-    CUSTOMERS.c.phone,
-    CUSTOMERS.c.region,
-    CUSTOMERS.c.timezone,
-    CUSTOMERS.c.attributes,
-)
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """One stored customer: phone and timezone are in `attributes` too, where templates
+    read them; `region` is the phone's country, worked out on import."""
+
+    id: str
+    phone: str | None
+    region: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    updated_at: datetime
+
+
+# Selected in the order of CustomerRow's fields, so a row tuple builds one directly.
+_COLUMNS = tuple(CUSTOMERS.c[field.name] for field in fields(CustomerRow))
 
 
 def write_consents(db: Database, connection: Connection, changes: Sequence[dict[str, Any]]) -> None:
@@ -94,30 +103,29 @@ class Customers:
             )
             connection.execute(statement, values)
 
-    def get(self, customer_id: str) -> dict[str, Any] | None:
-        return self.db.first(select(CUSTOMERS).where(CUSTOMERS.c.id == customer_id))
+    def get(self, customer_id: str) -> CustomerRow | None:
+        found = self.db.values(select(*_COLUMNS).where(CUSTOMERS.c.id == customer_id), CustomerRow)
+        return found[0] if found else None
 
-    def pages(self, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    def pages(self, page_size: int) -> Iterator[list[CustomerRow]]:
         """Every customer, in pages, by keyset on the id so memory stays flat."""
         after = ""
         while True:
-            page = self.db.rows(
-                select(*_CUSTOMER_FIELDS)
+            page = self.db.values(
+                select(*_COLUMNS)
                 .where(CUSTOMERS.c.id > after)
                 .order_by(CUSTOMERS.c.id)
-                .limit(page_size)
+                .limit(page_size),
+                CustomerRow,
             )
             if not page:
                 return
             yield page
-            after = page[-1]["id"]
+            after = page[-1].id
 
-    def by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        with self.db.engine.connect() as connection:
-            rows = connection.execute(
-                select(*_CUSTOMER_FIELDS).where(self.db.in_(CUSTOMERS.c.id, list(ids)))
-            )
-            return {row.id: dict(row._mapping) for row in rows}
+    def by_id(self, ids: Iterable[str]) -> dict[str, CustomerRow]:
+        query = select(*_COLUMNS).where(self.db.in_(CUSTOMERS.c.id, list(ids)))
+        return {row.id: row for row in self.db.values(query, CustomerRow)}
 
     def by_phone(self, phones: Iterable[str]) -> dict[str, list[str]]:
         """The ids of the customers with each phone (several customers may share one)."""

@@ -123,7 +123,7 @@ def test_import_reports_bad_rows_by_line_and_imports_the_rest(settings_file, tmp
     assert "2 customers imported, 1 rows rejected" in result.output
     assert "line 3: phone '0601 234 567' is not in international format" in result.output
     store = Store(load_settings(settings_file).database_url)
-    assert store.customers.get("c3")["phone"] == "+442079460958"
+    assert store.customers.get("c3").phone == "+442079460958"
     assert store.customers.consented(["c1", "c3"], "sms_marketing") == {"c1"}
     assert store.customers.consent_history("c1")[0]["source"] == "import:people.csv"
 

@@ -60,8 +60,8 @@ def test_real_exports_import(sqlite_store, tmp_path, data, options):
     result = run(sqlite_store, write(tmp_path, data), **options)
     assert (result.imported, result.rejected, result.rejects_file) == (2, 0, None)
     zoe = sqlite_store.customers.get("c2")
-    assert zoe["phone"] == "+12125550124"
-    assert zoe["attributes"]["first_name"] == "Zoë"
+    assert zoe.phone == "+12125550124"
+    assert zoe.attributes["first_name"] == "Zoë"
     assert sqlite_store.customers.consented(["c1", "c2"], "sms_marketing") == {"c1"}
 
 
@@ -76,7 +76,7 @@ def test_real_exports_import(sqlite_store, tmp_path, data, options):
 def test_json_lines_read_in_their_encoding(sqlite_store, tmp_path, data):
     result = run(sqlite_store, write(tmp_path, data, "people.jsonl"))
     assert (result.imported, result.rejected) == (1, 0)
-    assert sqlite_store.customers.get("c1")["phone"] == "+12125550123"
+    assert sqlite_store.customers.get("c1").phone == "+12125550123"
 
 
 @pytest.mark.parametrize(
@@ -164,14 +164,14 @@ def test_rows_are_rejected_one_by_one(store, tmp_path, rows, rejected, imported)
     assert [str(error) for error in result.shown] == rejected
     assert (result.imported, result.rejected) == (len(imported), len(rejected))
     stored = store.customers.by_id(["c1", "c2"])
-    assert {id: customer["phone"] for id, customer in stored.items()} == imported
+    assert {id: customer.phone for id, customer in stored.items()} == imported
 
 
 def test_wide_integers_and_long_texts_are_stored_exactly(store, tmp_path):
     card = "123456789012345678901234567890"
     path = write(tmp_path, (HEADER + f"c1,+12125550123,{card},\n").encode())
     run(store, path)
-    assert store.customers.get("c1")["attributes"]["first_name"] == card
+    assert store.customers.get("c1").attributes["first_name"] == card
 
 
 def test_a_wide_integer_in_json_lines_rejects_its_line(store, tmp_path):
@@ -181,7 +181,7 @@ def test_a_wide_integer_in_json_lines_rejects_its_line(store, tmp_path):
         "line 1: 'card' is an integer wider than 64 bits; give it as a string"
     ]
     assert store.customers.get("c1") is None
-    assert store.customers.get("c2")["attributes"]["card"] == 2**63 - 1
+    assert store.customers.get("c2").attributes["card"] == 2**63 - 1
 
 
 def test_every_rejected_row_is_written_beside_the_file_when_more_than_are_shown(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from engine.preview import APP_DEFAULT_SENDER, preview_messages
 from engine.scenario import parse_scenario
-from tests.conftest import project_settings
+from engine.store import CustomerRow
+from tests.conftest import NOW, project_settings
 
 SCENARIO = """
 id: ask
@@ -20,12 +21,14 @@ nodes:
 edges:
   - {from: start, to: ask}
 """
-CUSTOMER = {
-    "id": "c1",
-    "phone": "+12025550001",
-    "region": "US",
-    "attributes": {"first_name": "Ann"},
-}
+CUSTOMER = CustomerRow(
+    id="c1",
+    phone="+12025550001",
+    region="US",
+    timezone=None,
+    attributes={"first_name": "Ann"},
+    updated_at=NOW,
+)
 
 
 def test_a_choice_mms_previews_as_the_handset_reads_it():

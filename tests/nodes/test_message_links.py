@@ -11,6 +11,7 @@ from engine.links import LINK_SECRET, short_code
 from engine.preview import preview_messages
 from engine.runtime import tick_scenario
 from engine.scenario import parse_scenario
+from engine.store import CustomerRow
 from engine.trial_send import send_test
 from nodes.base import JourneyItem
 from tests.conftest import NOW, project_settings
@@ -89,8 +90,7 @@ def test_mms_text_and_fallback_links_are_numbered_in_order():
 def test_a_preview_shows_obviously_fake_codes_of_the_real_length():
     settings = project_settings(links={"short_url_base": BASE})
     scenario = parse_scenario(MMS, "promo.yaml", settings)
-    customer = {"id": "c1", "phone": "+12025550001", "region": "US"}
-    customer["attributes"] = {"first_name": "Ann"}
+    customer = CustomerRow("c1", "+12025550001", "US", None, {"first_name": "Ann"}, NOW)
     [preview] = preview_messages(settings, scenario, customer, {})
     assert preview.text == f"Hi Ann, see {BASE}/preview001"
     assert preview.fallback_pieces == [f"Hi Ann, sale at {BASE}/preview002."]

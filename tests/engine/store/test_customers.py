@@ -15,9 +15,9 @@ def test_upsert_merges_attributes_and_keeps_aware_times(store):
     later = NOW + timedelta(hours=1)
     store.customers.upsert([{"id": "c1", "attributes": {"b": 2}}], later)
     customer = store.customers.get("c1")
-    assert customer["attributes"] == {"a": 1, "b": 2, "phone": "+12025550001"}
-    assert customer["phone"] == "+12025550001"
-    assert customer["updated_at"] == later  # aware UTC in, aware UTC out
+    assert customer.attributes == {"a": 1, "b": 2, "phone": "+12025550001"}
+    assert customer.phone == "+12025550001"
+    assert customer.updated_at == later  # aware UTC in, aware UTC out
 
 
 def test_naive_datetimes_are_refused(store):
@@ -29,7 +29,7 @@ def test_customer_pages_cover_everyone_once(store):
     ids = add_customers(store, 25)
     pages = list(store.customers.pages(10))
     assert [len(page) for page in pages] == [10, 10, 5]
-    assert [c["id"] for page in pages for c in page] == sorted(ids)
+    assert [c.id for page in pages for c in page] == sorted(ids)
 
 
 def test_consents_keep_the_current_state_and_the_ledger(store):
