@@ -11,7 +11,6 @@ both: the one that does not take it leaves it to the other.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from engine.consent import consent_refusal
@@ -91,4 +90,4 @@ def withhold_opted_out(
         return dispatch
     payload = without_sends(dispatch.payload, reasons)
     store.dispatches.withhold_sends(dispatch.key, payload, reasons, now)
-    return replace(dispatch, payload=payload) if payload["recipients"] else None
+    return dispatch._replace(payload=payload) if payload["recipients"] else None

@@ -40,7 +40,7 @@ from engine.senders import sender_refusal
 from engine.sending import send_dispatch
 from engine.settings import integration_api
 from engine.silent_hours import silent_until
-from engine.store import SendRow
+from engine.store import SendOutcome, SendRow
 from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
 
 if TYPE_CHECKING:
@@ -336,7 +336,7 @@ class MessageNode(NodeConfig):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def campaign_event(self, ctx: NodeContext, send: SendRow) -> dict[str, Any]:
+    def campaign_event(self, ctx: NodeContext, send: SendOutcome) -> dict[str, Any]:
         """The seeds' campaign event for one send, with the scenario's tracking attributes."""
         scenario = ctx.scenario
         properties = {
@@ -418,7 +418,7 @@ class MessageNode(NodeConfig):
             "created_at": ctx.now,
         }
 
-    def _after_send(self, item: JourneyItem, send: SendRow | None) -> Move:
+    def _after_send(self, item: JourneyItem, send: SendRow | SendOutcome | None) -> Move:
         if send is not None and send.error in COMPOSITION_ERRORS:
             return Move.fail(item, f"{self.type} '{self.id}': {send.comment}")
         return Move(item, "next")

@@ -17,6 +17,12 @@ one statement per batch, never one ORM object per row. The database itself (SQLi
 PostgreSQL, the schema check, bulk mechanics) is `database.py`, the tables `models.py`.
 A write that finds another process wrote the same rows first raises `ConcurrentUpdate`
 and writes nothing.
+
+Rows come out typed (`CustomerRow`, `ScenarioRow`, `ClaimedJourney`, `SendRow`,
+`SendOutcome`, `DispatchRow`): named tuples, immutable and built straight from the row
+tuple. Not frozen dataclasses: their `__init__` sets each field through
+`object.__setattr__`, 3 us for an 18-field send against 0.3 us for a named tuple, paid per
+row on the hot reads.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from engine.store.journeys import ClaimedJourney, JourneyMove, Journeys
 from engine.store.links import Links
 from engine.store.reports import Reports
 from engine.store.scenarios import ScenarioRow, Scenarios
-from engine.store.sends import SendRow, Sends
+from engine.store.sends import SendOutcome, SendRow, Sends
 from engine.store.tables import ACTIVE, DONE, FAILED, KEYWORD_REPLIES, SECRETS
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "DispatchRow",
     "JourneyMove",
     "ScenarioRow",
+    "SendOutcome",
     "SendRow",
     "Store",
 ]

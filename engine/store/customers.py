@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -14,8 +13,7 @@ from engine.store.database import Database
 from engine.store.tables import CONSENT_CHANGES, CONSENTS, CUSTOMERS, EVENTS, OPT_OUTS
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerRow:
+class CustomerRow(NamedTuple):
     """One stored customer: phone and timezone are in `attributes` too, where templates
     read them; `region` is the phone's country, worked out on import."""
 
@@ -28,7 +26,7 @@ class CustomerRow:
 
 
 # Selected in the order of CustomerRow's fields, so a row tuple builds one directly.
-_COLUMNS = tuple(CUSTOMERS.c[field.name] for field in fields(CustomerRow))
+_COLUMNS = tuple(CUSTOMERS.c[name] for name in CustomerRow._fields)
 
 
 def write_consents(db: Database, connection: Connection, changes: Sequence[dict[str, Any]]) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, or_, select, update
 
@@ -13,8 +12,7 @@ from engine.store.database import Database
 from engine.store.tables import CONSENTS, DISPATCHES, OPT_OUTS, SENDS
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchRow:
+class DispatchRow(NamedTuple):
     """One stored provider request (see `models.Dispatch` for what each field means)."""
 
     key: str
@@ -30,7 +28,7 @@ class DispatchRow:
 
 
 # Selected in the order of DispatchRow's fields, so a row tuple builds one directly.
-DISPATCH_COLUMNS = tuple(DISPATCHES.c[field.name] for field in fields(DispatchRow))
+DISPATCH_COLUMNS = tuple(DISPATCHES.c[name] for name in DispatchRow._fields)
 
 
 def _code(value: int | str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import any_, func, or_, select, update
 
@@ -16,8 +16,7 @@ from engine.store.tables import ACTIVE, CUSTOMERS, JOURNEYS
 _IN_CHUNK = 5000
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedJourney:
+class ClaimedJourney(NamedTuple):
     """A due journey with the customer data its node needs."""
 
     id: int

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import insert, select, update
 
@@ -13,8 +12,7 @@ from engine.store.database import Database
 from engine.store.tables import SCENARIOS, VERSIONS
 
 
-@dataclass(frozen=True, slots=True)
-class ScenarioRow:
+class ScenarioRow(NamedTuple):
     """A launched scenario: its running version and where its trigger stands (see
     `models.ScenarioRecord`)."""
 
@@ -29,7 +27,7 @@ class ScenarioRow:
 
 
 # Selected in the order of ScenarioRow's fields, so a row tuple builds one directly.
-_COLUMNS = tuple(SCENARIOS.c[field.name] for field in fields(ScenarioRow))
+_COLUMNS = tuple(SCENARIOS.c[name] for name in ScenarioRow._fields)
 
 
 class Scenarios:

@@ -4,9 +4,8 @@ the campaign events that track them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, func, select, update
 
@@ -17,8 +16,7 @@ from engine.store.links import insert_short_links
 from engine.store.tables import CAMPAIGN_EVENTS, DISPATCHES, KEYWORD_REPLIES, SENDS
 
 
-@dataclass(frozen=True, slots=True)
-class SendRow:
+class SendRow(NamedTuple):
     """One stored message decision (see `models.Send` for what each field means)."""
 
     key: str
@@ -42,7 +40,25 @@ class SendRow:
 
 
 # Selected in the order of SendRow's fields, so a row tuple builds one directly.
-SEND_COLUMNS = tuple(SENDS.c[field.name] for field in fields(SendRow))
+SEND_COLUMNS = tuple(SENDS.c[name] for name in SendRow._fields)
+
+
+class SendOutcome(NamedTuple):
+    """What a send's campaign event needs of it: whose it is and what the provider
+    answered. Read per message as a step tracks its batch, so only these columns."""
+
+    key: str
+    customer_id: str
+    phone: str | None
+    state: str
+    parts: int | None
+    status_code: str | None
+    error: str | None
+    comment: str | None
+    test: bool
+
+
+_OUTCOME_COLUMNS = tuple(SENDS.c[name] for name in SendOutcome._fields)
 
 
 class Sends:
@@ -133,16 +149,16 @@ class Sends:
                 connection.execute(DISPATCHES.delete().where(this))
         return {key for keys in others.values() for key in keys}
 
-    def untracked(self, keys: Sequence[str]) -> list[SendRow]:
+    def untracked(self, keys: Sequence[str]) -> list[SendOutcome]:
         """The sends among `keys` not yet tracked: answered, or still `pending` (their
         request is being made by another process)."""
         return self.db.values(
-            select(*SEND_COLUMNS).where(
+            select(*_OUTCOME_COLUMNS).where(
                 self.db.in_(SENDS.c.key, keys),
                 SENDS.c.tracked.is_(False),
                 SENDS.c.state.in_(("pending", "enqueued", "enqueue_failed")),
             ),
-            SendRow,
+            SendOutcome,
         )
 
     def track(self, events: Sequence[dict[str, Any]]) -> None:
