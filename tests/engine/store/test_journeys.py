@@ -24,8 +24,8 @@ def test_enrolment_is_idempotent_and_once_at_a_time(store):
     )
 
 
-def test_claims_are_leased_until_moved(store):
-    ids = add_customers(store, 5)
+def enrol_at_launch(store, ids: list[str]) -> None:
+    """Enrol `ids` into scenario `s` at node `n1`, due now."""
     store.journeys.enrol(
         scenario_id="s",
         version="v1",
@@ -34,6 +34,11 @@ def test_claims_are_leased_until_moved(store):
         due_at=NOW,
         once_at_a_time=False,
     )
+
+
+def test_claims_are_leased_until_moved(store):
+    ids = add_customers(store, 5)
+    enrol_at_launch(store, ids)
     first = store.journeys.claim_due("s", NOW, 3, timedelta(minutes=10))
     second = store.journeys.claim_due("s", NOW, 10, timedelta(minutes=10))
     assert len(first) == 3 and len(second) == 2
@@ -49,14 +54,7 @@ def test_claims_are_leased_until_moved(store):
 
 def test_moves_release_claims_and_set_due_times(store):
     ids = add_customers(store, 2)
-    store.journeys.enrol(
-        scenario_id="s",
-        version="v1",
-        node_id="n1",
-        entries=[(cid, "launch", {}) for cid in ids],
-        due_at=NOW,
-        once_at_a_time=False,
-    )
+    enrol_at_launch(store, ids)
     claimed = store.journeys.claim_due("s", NOW, 10, timedelta(minutes=10))
     later = NOW + timedelta(hours=2)
     store.journeys.move(
