@@ -127,7 +127,6 @@ def project(work: Path, name: str, postgres: str | None, simulator_url: str) -> 
         "default_sms_provider": "simulator",
         "senders": [{"name": "main", "number": SENDER, "type": "10dlc", "default": True}],
         "consent_categories": ["sms_marketing"],
-        "batch_size": RECIPIENTS_PER_REQUEST,
     }
     (folder / "scenarist.yaml").write_text(yaml.safe_dump(settings))
     (folder / "bench.yaml").write_text(SCENARIO)

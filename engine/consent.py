@@ -1,6 +1,6 @@
 """Whether a customer may be sent a message of a consent category: a pure rule.
 
-The consent step decides it for a whole batch before rendering; the send step decides it
+The consent policy decides it for a whole batch before composing; the send protocol decides it
 again for each provider request just before it is made, so a STOP that arrives in between
 is honoured too. Both say why with the same words.
 """

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +39,7 @@ from engine.keywords import KeywordMatch, match_keyword
 from engine.segments import segment
 from engine.sending import send_dispatch
 from engine.settings import Settings, integration_api
-from engine.store import KEYWORD_REPLIES, SendRow, Store
+from engine.store import KEYWORD_REPLIES, SendOutcome, Store
 from integrations.gateways import GatewayPool
 
 if TYPE_CHECKING:
@@ -293,19 +294,21 @@ def send_replies(
     now: datetime,
     reconcile: bool = False,
 ) -> None:
-    """Send the replies' stored intents (by their send keys) and track each as a campaign
-    event, once. A reply another process is sending is tracked by it."""
-    dispatch_keys = [send.dispatch_key for send in store.sends.by_key(reply_keys).values()]
-    for key in dispatch_keys:
+    """Send the replies' stored intents (by their send keys), each tracked as a campaign
+    event with its answer, once. A reply another process is sending is tracked by it."""
+    pending = store.sends.by_key(reply_keys).values()
+    for key in dict.fromkeys(send.dispatch_key for send in pending if send.state == "pending"):
+        if key is None:
+            continue
         send_dispatch(
-            store, gateways, key, reconcile=reconcile, now=now, lease=settings.claim_lease
+            store,
+            gateways,
+            key,
+            reconcile=reconcile,
+            now=now,
+            lease=settings.claim_lease,
+            track=partial(reply_event, settings, now=now),
         )
-    answered = [
-        send
-        for send in store.sends.by_key(reply_keys).values()
-        if not send.tracked and send.state in ("enqueued", "enqueue_failed")
-    ]
-    store.sends.track([reply_event(settings, send, now) for send in answered])
 
 
 def send_abandoned_replies(
@@ -321,7 +324,7 @@ def send_abandoned_replies(
     return len(abandoned)
 
 
-def reply_event(settings: Settings, send: SendRow, now: datetime) -> dict[str, Any]:
+def reply_event(settings: Settings, send: SendOutcome, now: datetime) -> dict[str, Any]:
     """The campaign event of one keyword reply."""
     properties = {
         "action_type": "sms",

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.journey import JourneyItem
 from engine.scenario import Scenario
 from engine.segments import Segmentation, split_gsm_text
+from engine.sending import Draft, Refused
 from engine.settings import Settings
 from engine.store import CustomerRow
-from nodes.base import JourneyItem
 from nodes.messaging import MessageNode
 from nodes.mms import MmsNode
 
@@ -65,23 +66,29 @@ def preview_messages(
     previews = []
     for node in message_nodes(scenario):
         item = customer_item(customer, event, "preview")
-        [composed] = node.compose(settings, scenario, [item])
+        [result] = node.compose(settings, scenario, [Draft(item, send_key=None)])
         sender = node.sender_for(settings, scenario)
-        text = composed.get("text")
-        if text is not None and isinstance(node, MmsNode):
+        sender_name = sender.name if sender is not None else APP_DEFAULT_SENDER
+        if isinstance(result, Refused):
+            previews.append(
+                MessagePreview(
+                    node.id, node.channel, sender_name, None, None, (result.error, result.comment)
+                )
+            )
+            continue
+        text = result.text
+        if isinstance(node, MmsNode):
             text = node.handset_text(text)
         previews.append(
             MessagePreview(
                 node_id=node.id,
                 channel=node.channel,
-                sender=sender.name if sender is not None else APP_DEFAULT_SENDER,
+                sender=sender_name,
                 text=text,
-                segmentation=composed.get("segmentation"),
-                failure=composed.get("failure"),
+                segmentation=result.segmentation,
+                failure=None,
                 fallback_pieces=(
-                    split_gsm_text(composed["fallback_text"])
-                    if composed.get("fallback_text")
-                    else None
+                    split_gsm_text(result.fallback_text) if result.fallback_text else None
                 ),
             )
         )

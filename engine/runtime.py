@@ -1,12 +1,12 @@
 """The runtime: enrol customers, claim due journeys, move them through the graph.
 
 Journeys are rows (DESIGN.md decision 1). A tick of one scenario claims the due journeys,
-groups them by node, and runs each node's steps on batches. Because the graph is a DAG
-and nodes run in topological order, a customer moves through every zero-wait node in the
-same tick. Where a journey goes is written after each batch.
+groups them by node, and runs each node on batches (`NodeBatch`). Because the graph is a
+DAG and nodes run in topological order, a customer moves through every zero-wait node in
+the same tick. Where a journey goes is written at the end of its batch.
 
-Nothing here imports Prefect: the flows pass a `StepRunner` that runs each step as a task
-run; tests pass one that just calls it.
+Nothing here imports Prefect: the flows pass a `BatchRunner` that runs each node batch as
+one task run; tests pass one that just calls it.
 """
 
 from __future__ import annotations
@@ -38,18 +38,17 @@ from engine.store import (
 )
 from engine.templates import evaluate
 from integrations.gateways import GatewayPool
-from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+from nodes.base import JourneyItem, Move, NodeConfig
 
 logger = logging.getLogger("scenarist")
 
-StepRunner = Callable[["NodeContext", NodeConfig, Step, list[JourneyItem], int], StepResult]
+# Runs one node batch (`NodeBatch.run`) and returns its outcome counts.
+BatchRunner = Callable[["NodeBatch"], Counter[str]]
 
 
-def run_step_directly(
-    ctx: NodeContext, node: NodeConfig, step: Step, items: list[JourneyItem], batch: int
-) -> StepResult:
-    """The StepRunner without Prefect."""
-    return step.run(ctx, items)
+def run_batch_directly(batch: NodeBatch) -> Counter[str]:
+    """The BatchRunner without Prefect."""
+    return batch.run()
 
 
 def utc_now() -> datetime:
@@ -66,7 +65,7 @@ def _zone(name: str) -> ZoneInfo | None:
 
 @dataclass
 class NodeContext:
-    """What a node step can use: settings, store, its scenario, the tick's time, gateways.
+    """What a node batch can use: settings, store, its scenario, the tick's time, gateways.
 
     `now` is the time the batch's journeys were claimed at, the batch's time for every
     record; `clock` reads the time as it passes (a batch's requests go out over minutes),
@@ -91,10 +90,12 @@ class NodeContext:
 
 @dataclass
 class TickSummary:
-    """What one tick did: customers enrolled, and moves per node and outcome."""
+    """What one tick did: customers enrolled, moves per node and outcome (`welcome`,
+    `next->one_day`), and per node and reason (`welcome`, `sent`)."""
 
     enrolled: int = 0
     moves: Counter[tuple[str, str]] = field(default_factory=Counter)
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def processed(self) -> int:
@@ -103,6 +104,50 @@ class TickSummary:
     def add(self, other: TickSummary) -> None:
         self.enrolled += other.enrolled
         self.moves.update(other.moves)
+        self.reasons.update(other.reasons)
+
+
+@dataclass
+class NodeBatch:
+    """One batch of customers at one node: the unit a tick runs (as one Prefect task
+    run, `welcome #1`). `run` decides every customer's move and writes where each journey
+    goes; the customers who go on within this tick are left in `continuing`, and the
+    counts by outcome are returned: nothing per customer leaves the batch but them."""
+
+    ctx: NodeContext
+    node: NodeConfig
+    number: int
+    items: list[JourneyItem]
+    lease: datetime
+    summary: TickSummary = field(default_factory=TickSummary)
+    continuing: list[tuple[str, JourneyItem]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.node.id} #{self.number}"
+
+    def run(self) -> Counter[str]:
+        ctx, node = self.ctx, self.node
+        moves = node.run(ctx, self.items)
+        # A node that leaves someone undecided has a bug, not bad data: they fail.
+        decided = {id(move.item) for move in moves}
+        moves += [
+            Move.fail(item, f"node '{node.id}' made no decision")
+            for item in self.items
+            if id(item) not in decided
+        ]
+        reasons: Counter[str] = Counter()
+        journey_moves = []
+        for move in moves:
+            journey_move, continues = _resolve(ctx.scenario, node.id, move, ctx.now)
+            journey_moves.append(journey_move)
+            reasons[move.counted_as] += 1
+            self.summary.moves[(node.id, _outcome(move, journey_move))] += 1
+            if continues:
+                self.continuing.append((journey_move.node_id, move.item))
+        ctx.store.journeys.move(journey_moves, ctx.now, self.lease)
+        self.summary.reasons.update({(node.id, reason): n for reason, n in reasons.items()})
+        return reasons
 
 
 class Runtime:
@@ -327,7 +372,7 @@ def run_claimed(
     scenario: Scenario,
     journeys: Sequence[ClaimedJourney],
     now: datetime,
-    run_step: StepRunner,
+    run_batch: BatchRunner,
     clock: Callable[[], datetime] = utc_now,
 ) -> TickSummary:
     """Move claimed journeys (all on `scenario`'s version) as far as they go now."""
@@ -354,35 +399,14 @@ def run_claimed(
     for node_id in scenario.order:
         items = at_node.pop(node_id, [])
         node = scenario.nodes[node_id]
-        for number, batch in enumerate(_chunks(items, runtime.settings.batch_size), start=1):
-            moves = _run_node(ctx, node, batch, number, run_step)
-            journey_moves = []
-            for move in moves:
-                journey_move, continues = _resolve(scenario, node_id, move, now)
-                journey_moves.append(journey_move)
-                summary.moves[(node_id, _outcome(move, journey_move))] += 1
-                if continues:
-                    move.item.notes.clear()
-                    at_node.setdefault(journey_move.node_id, []).append(move.item)
-            runtime.store.journeys.move(journey_moves, now, lease)
-            progress.advance(f"{node_id} processed", len(batch))
+        for number, chunk in enumerate(_chunks(items, runtime.settings.batch_size), start=1):
+            batch = NodeBatch(ctx, node, number, chunk, lease)
+            run_batch(batch)
+            summary.add(batch.summary)
+            for target, item in batch.continuing:
+                at_node.setdefault(target, []).append(item)
+            progress.advance(f"{node_id} processed", len(chunk))
     return summary
-
-
-def _run_node(
-    ctx: NodeContext, node: NodeConfig, batch: list[JourneyItem], number: int, run_step: StepRunner
-) -> list[Move]:
-    live = batch
-    moves: list[Move] = []
-    for step in node.steps():
-        if not live:
-            break
-        result = run_step(ctx, node, step, live, number)
-        moves.extend(result.moves)
-        live = result.live
-    # A node whose steps leave someone undecided is a bug in that node, not in the data.
-    moves.extend(Move.fail(item, f"node '{node.id}' made no decision") for item in live)
-    return moves
 
 
 def _resolve(
@@ -415,7 +439,7 @@ def _outcome(move: Move, journey_move: JourneyMove) -> str:
 def tick_scenario(
     runtime: Runtime,
     scenario_id: str,
-    run_step: StepRunner = run_step_directly,
+    run_batch: BatchRunner = run_batch_directly,
     now: Callable[[], datetime] = utc_now,
 ) -> TickSummary:
     """One tick of one running scenario: enrol what triggers fired, move what is due."""
@@ -451,7 +475,7 @@ def tick_scenario(
             by_version.setdefault(journey.version, []).append(journey)
         for version, journeys in by_version.items():
             scenario = runtime.scenario(scenario_id, version)
-            summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_step, now))
+            summary.add(run_claimed(runtime, scenario, journeys, tick_time, run_batch, now))
     # Delivery reports that came before their sends were tracked can be matched now. They
     # are stored: if another process is applying them at this moment, the next tick will.
     try:

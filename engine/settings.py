@@ -375,7 +375,9 @@ class Settings(_Strict):
     keywords: KeywordSettings = Field(default_factory=KeywordSettings)
     # The most SMS parts one message may cost; None: only the 1,600-character limit.
     max_message_parts: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # Customers per node batch (one Prefect task run); provider requests stay at most
+    # 1,000 recipients each (`engine.dispatch.MAX_RECIPIENTS`).
+    batch_size: int = Field(default=5000, ge=1, le=10_000)
     claim_size: int = Field(default=10_000, ge=1)
     # How long a worker holds the journeys it claimed, and a provider request it is making;
     # after this a dead worker's journeys are due again and its request is reconciled. A

@@ -10,6 +10,7 @@ Its short links are real (they redirect and track), marked `test` like the send.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from engine.errors import InputError
@@ -17,6 +18,7 @@ from engine.phones import normalize_phone, phone_region
 from engine.preview import customer_item
 from engine.runtime import Runtime, utc_now
 from engine.scenario import Scenario
+from engine.sending import deliver, send_key
 from engine.store import CustomerRow
 from nodes.messaging import MessageNode
 
@@ -34,15 +36,13 @@ def send_test(
     if not isinstance(node, MessageNode):
         nodes = ", ".join(n for n, v in scenario.nodes.items() if isinstance(v, MessageNode))
         raise InputError(f"'{node_id}' is not a message node of {scenario.id} ({nodes})")
-    item = customer_item(customer, event or {}, f"test:{uuid.uuid4().hex}")
-    item.version = scenario.version
-    item.notes["test"] = True
+    item = replace(
+        customer_item(customer, event or {}, f"test:{uuid.uuid4().hex}"), version=scenario.version
+    )
     if to is not None:
-        item.phone = normalize_phone(to)
-        item.region = phone_region(item.phone)
-    ctx = runtime.context(scenario, utc_now())
-    for step in (node.render, node.send, node.track):
-        step(ctx, [item])
-    tracked = runtime.store.evaluation.campaign_event_for(node.send_key(ctx, item))
-    assert tracked is not None, "the track step records every test send"
+        phone = normalize_phone(to)
+        item = replace(item, phone=phone, region=phone_region(phone))
+    deliver(runtime.context(scenario, utc_now()), node, [item], test=True)
+    tracked = runtime.store.evaluation.campaign_event_for(send_key(scenario.id, node.id, item))
+    assert tracked is not None, "every answered test send is tracked with its answer"
     return tracked

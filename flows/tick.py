@@ -13,19 +13,19 @@ from prefect.artifacts import create_markdown_artifact
 from engine.inbound import send_abandoned_replies
 from engine.reports import scenario_reports
 from engine.runtime import tick_scenario, utc_now
+from flows.batches import run_batch_as_task
 from flows.project import project_runtime
-from flows.steps import run_step_as_task
 
 
 @flow(name="scenario-tick", flow_run_name="tick-{scenario_id}")
 def scenario_tick(scenario_id: str, settings_file: str | None = None) -> dict:
     """One tick of one scenario: enrol fired triggers, move every due journey."""
     runtime = project_runtime(settings_file)
-    summary = tick_scenario(runtime, scenario_id, run_step_as_task)
+    summary = tick_scenario(runtime, scenario_id, run_batch_as_task)
     logger = get_run_logger()
     logger.info("%s: %d enrolled, %d moves", scenario_id, summary.enrolled, summary.processed)
-    for (node_id, outcome), count in sorted(summary.moves.items()):
-        logger.info("  %s %s: %d", node_id, outcome, count)
+    for (node_id, reason), count in sorted(summary.reasons.items()):
+        logger.info("  %s %s: %d", node_id, reason, count)
     if summary.processed or summary.enrolled:
         create_markdown_artifact(
             key=_artifact_key(scenario_id),

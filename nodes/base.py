@@ -1,20 +1,20 @@
-"""What every node type shares: its config base class, the batch it works on, the moves it
-returns.
+"""What every node type shares: its config base class.
+
+The customer a node works on (`JourneyItem`) and the move it decides for them (`Move`)
+are in `engine/journey.py`.
 
 A node type is one file in `nodes/`: a pydantic model whose fields are the node's YAML
-schema, with `steps()` returning the functions that process a batch, in order. The tick
-runs each step as one Prefect task run per batch. A step receives the live items and
-returns the ones still live plus the moves it decided; the last step decides every item.
+schema, and `run`, which decides a `Move` for every customer of a batch. The tick runs
+each node batch as one Prefect task run (`flows/batches.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from engine.journey import JourneyItem, Move
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
@@ -44,8 +44,8 @@ class NodeConfig(BaseModel):
     id: NonBlank
     type: str
 
-    def steps(self) -> Sequence[Step]:
-        """The functions that process a batch at this node, in order."""
+    def run(self, ctx: NodeContext, items: list[JourneyItem]) -> list[Move]:
+        """Decide where each customer of a batch goes: one move per item, in any order."""
         raise NotImplementedError
 
     def problems(self, settings: Settings) -> list[tuple[str, str]]:
@@ -53,68 +53,4 @@ class NodeConfig(BaseModel):
         return []
 
 
-@dataclass
-class JourneyItem:
-    """One customer at one node: what a step reads and annotates."""
-
-    journey_id: int
-    customer_id: str
-    entry: str
-    version: str
-    attributes: dict[str, Any]
-    event: dict[str, Any]
-    phone: str | None = None
-    timezone: str | None = None
-    region: str | None = None  # the phone's country
-    # Annotations that earlier steps of the same node leave for later ones.
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    def template_context(self) -> dict[str, Any]:
-        """What templates and expressions see: `customer` and the triggering `event`."""
-        customer = dict(self.attributes)
-        customer.setdefault("id", self.customer_id)
-        customer.setdefault("phone", self.phone)
-        return {"customer": customer, "event": self.event}
-
-
-@dataclass(frozen=True)
-class Move:
-    """Where one journey goes after a node.
-
-    - `output` set: follow the edge with that branch name (no edge: the journey is done);
-    - `output` None: stay at this node until `due_at`;
-    - `error` set: the journey fails with this error.
-    `due_at` None means now.
-    """
-
-    item: JourneyItem
-    output: str | None = "next"
-    due_at: datetime | None = None
-    error: str | None = None
-
-    @classmethod
-    def stay(cls, item: JourneyItem, until: datetime) -> Move:
-        return cls(item, output=None, due_at=until)
-
-    @classmethod
-    def fail(cls, item: JourneyItem, error: str) -> Move:
-        return cls(item, output=None, error=error)
-
-
-@dataclass
-class StepResult:
-    """Items still undecided after a step, and the moves it decided."""
-
-    live: list[JourneyItem]
-    moves: list[Move] = field(default_factory=list)
-
-
-StepFunction = Callable[["NodeContext", list[JourneyItem]], StepResult]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One named function of a node; the tick runs it as a Prefect task per batch."""
-
-    name: str
-    run: StepFunction
+__all__ = ["JourneyItem", "Move", "NodeConfig", "NonBlank"]

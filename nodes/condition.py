@@ -7,14 +7,13 @@ customer for whom it cannot be evaluated (say, a missing attribute) fails with t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import field_validator
 
 from engine.errors import TemplateError
 from engine.templates import evaluate, expression_error
-from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+from nodes.base import JourneyItem, Move, NodeConfig
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
@@ -35,10 +34,7 @@ class ConditionNode(NodeConfig):
             raise ValueError(f"not a valid expression: {error}")
         return value
 
-    def steps(self) -> Sequence[Step]:
-        return (Step("evaluate", self.evaluate),)
-
-    def evaluate(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
+    def run(self, ctx: NodeContext, items: list[JourneyItem]) -> list[Move]:
         moves = []
         for item in items:
             try:
@@ -47,4 +43,4 @@ class ConditionNode(NodeConfig):
                 moves.append(Move.fail(item, f"condition '{self.id}': {exc}"))
                 continue
             moves.append(Move(item, branch))
-        return StepResult([], moves)
+        return moves

@@ -22,6 +22,7 @@ The steps every message node shares (policies, send, tracking) are in `nodes/mes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
@@ -38,12 +39,12 @@ from engine.dispatch import (
 from engine.errors import TemplateError
 from engine.links import Link, LinkRules, rewrite_text
 from engine.segments import segment
+from engine.sending import Composed, Draft, Message, Refused
 from engine.templates import render_many, split_template, template_error
 from nodes.base import JourneyItem, NonBlank
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
-    from engine.runtime import NodeContext
     from engine.scenario import Scenario
     from engine.settings import Sender, Settings
 
@@ -206,77 +207,79 @@ class MmsNode(MessageNode):
         return None
 
     def compose(
-        self, settings: Settings, scenario: Scenario, items: list[JourneyItem]
-    ) -> list[dict[str, Any]]:
-        contexts = [item.template_context() for item in items]
+        self, settings: Settings, scenario: Scenario, drafts: Sequence[Draft]
+    ) -> list[Composed | Refused]:
+        contexts = [draft.item.template_context() for draft in drafts]
         texts = render_many(self.text, contexts)
         fallback_source = self._fallback_source()
         fallbacks: list[Any] = (
-            render_many(fallback_source, contexts) if fallback_source else [None] * len(items)
+            render_many(fallback_source, contexts) if fallback_source else [None] * len(drafts)
         )
         sender = self.sender_for(settings, scenario)
         rules = self.link_rules(settings, scenario)
         return [
-            self._composed(item, text, fallback, sender, rules)
-            for item, text, fallback in zip(items, texts, fallbacks, strict=True)
+            self._composed(draft, text, fallback, sender, rules)
+            for draft, text, fallback in zip(drafts, texts, fallbacks, strict=True)
         ]
 
-    def channel_failure(self, item: JourneyItem) -> tuple[str, str] | None:
+    def channel_failure(self, item: JourneyItem) -> Refused | None:
         if item.region in MMS_REGIONS:
             return None
         where = item.region or "no known country"
-        return ("mms_not_available", f"MMS reaches US and CA recipients only, not {where}")
+        return Refused("mms_not_available", f"MMS reaches US and CA recipients only, not {where}")
 
     def _composed(
-        self, item: JourneyItem, text: Any, fallback: Any, sender: Sender, rules: LinkRules | None
-    ) -> dict[str, Any]:
-        if failure := self.recipient_failure(item, sender):
-            return {"failure": failure}
+        self,
+        draft: Draft,
+        text: Any,
+        fallback: Any,
+        sender: Sender | None,
+        rules: LinkRules | None,
+    ) -> Composed | Refused:
+        if failure := self.recipient_failure(draft.item, sender):
+            return failure
         for rendered in (text, fallback):
             if isinstance(rendered, TemplateError):
-                return {"failure": ("template_error", str(rendered))}
+                return Refused("template_error", str(rendered))
         links: tuple[Link, ...] = ()
         if rules is not None:  # the fallback's links are numbered on after the MMS text's
-            codes = self.link_codes(item)
+            codes = draft.link_codes()
             text, links = rewrite_text(rules, text, codes)
             if fallback is not None:
                 fallback, more = rewrite_text(rules, fallback, codes, len(links) + 1)
                 links += more
         if len(text) > MAX_TEXT_LENGTH:
-            return {
-                "failure": (
-                    "text_too_long",
-                    f"rendered text has {len(text)} characters; the maximum is {MAX_TEXT_LENGTH}",
-                )
-            }
-        notes: dict[str, Any] = {
-            "text": text,
-            "values": None,
-            "fallback_text": fallback,
-            "links": links,
-        }
-        if fallback is not None:
-            # The fallback SMS is what is counted in parts, should the provider send it.
-            segmentation = segment(fallback)
-            notes.update(
-                parts=segmentation.parts, encoding=segmentation.encoding, segmentation=segmentation
+            return Refused(
+                "text_too_long",
+                f"rendered text has {len(text)} characters; the maximum is {MAX_TEXT_LENGTH}",
             )
-        return notes
+        if fallback is None:
+            return Composed(text=text, links=links)
+        # The fallback SMS is what is counted in parts, should the provider send it.
+        segmentation = segment(fallback)
+        return Composed(
+            text=text,
+            links=links,
+            fallback_text=fallback,
+            parts=segmentation.parts,
+            encoding=segmentation.encoding,
+            segmentation=segmentation,
+        )
 
-    def plan(self, ctx: NodeContext, items: list[JourneyItem]) -> list[PlannedDispatch]:
-        media_type = self.media_type(ctx.settings) if self.media_url else None
+    def plan(self, settings: Settings, messages: Sequence[Message]) -> list[PlannedDispatch]:
+        media_type = self.media_type(settings) if self.media_url else None
         return plan_by_content(
-            [Outgoing(self.send_key(ctx, i), i.phone or "", i.notes["text"]) for i in items],
+            [Outgoing(m.send_key, m.phone, m.composed.text) for m in messages],
             [
                 {
                     "subject": self.subject,
                     "media_url": self.media_url,
                     "media_type": media_type,
-                    "fallback_text": i.notes["fallback_text"],
+                    "fallback_text": m.composed.fallback_text,
                     "fallback_disabled": self.fallback == "disabled",
                     **self._rich_extras(),
                 }
-                for i in items
+                for m in messages
             ],
         )
 

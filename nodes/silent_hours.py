@@ -7,11 +7,10 @@ is `engine.silent_hours.silent_until`; SMS nodes apply the scenario's silent hou
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from engine.silent_hours import SilentHours, silent_until
-from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+from nodes.base import JourneyItem, Move, NodeConfig
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
@@ -22,12 +21,10 @@ class SilentHoursNode(SilentHours, NodeConfig):
 
     type: Literal["silent_hours"]
 
-    def steps(self) -> Sequence[Step]:
-        return (Step("hold", self.hold),)
-
-    def hold(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
+    def run(self, ctx: NodeContext, items: list[JourneyItem]) -> list[Move]:
         moves = []
         for item in items:
             until = silent_until(self, ctx.now, ctx.zone(item, self.timezone))
-            moves.append(Move(item, "next", due_at=until))
-        return StepResult([], moves)
+            reason = "held: silent hours" if until is not None else None
+            moves.append(Move(item, "next", due_at=until, reason=reason))
+        return moves

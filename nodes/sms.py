@@ -8,18 +8,19 @@ expression, and each short link, rides as a Sinch parameter.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from engine.dispatch import Outgoing, PlannedDispatch, plan_dispatches
 from engine.errors import TemplateError
 from engine.links import LinkRules, rewrite
 from engine.segments import segment
+from engine.sending import Composed, Draft, Message, Refused
 from engine.templates import SplitTemplate, render_many, split_template, template_error
-from nodes.base import JourneyItem, NonBlank
+from nodes.base import NonBlank
 from nodes.messaging import MAX_TEXT_LENGTH, MessageNode
 
 if TYPE_CHECKING:
-    from engine.runtime import NodeContext
     from engine.scenario import Scenario
     from engine.settings import Sender, Settings
 
@@ -60,12 +61,12 @@ class SmsNode(MessageNode):
         return "".join(split.literals) if split is not None else None
 
     def compose(
-        self, settings: Settings, scenario: Scenario, items: list[JourneyItem]
-    ) -> list[dict[str, Any]]:
+        self, settings: Settings, scenario: Scenario, drafts: Sequence[Draft]
+    ) -> list[Composed | Refused]:
         """Each customer's text (links rewritten), encoding and part count, or the failure
         that stops it. `shape` and `values` are what the text is made of, for `plan`."""
         split = split_template(self.text)
-        contexts = [item.template_context() for item in items]
+        contexts = [draft.item.template_context() for draft in drafts]
         if split is not None:
             rendered = [
                 result if isinstance(result, TemplateError) else (split, result)
@@ -79,62 +80,59 @@ class SmsNode(MessageNode):
         sender = self.sender_for(settings, scenario)
         rules = self.link_rules(settings, scenario)
         return [
-            self._composed(item, result, sender, settings.max_message_parts, rules)
-            for item, result in zip(items, rendered, strict=True)
+            self._composed(draft, result, sender, settings.max_message_parts, rules)
+            for draft, result in zip(drafts, rendered, strict=True)
         ]
 
     def _composed(
         self,
-        item: JourneyItem,
+        draft: Draft,
         rendered: Any,
-        sender: Sender,
+        sender: Sender | None,
         max_parts: int | None,
         rules: LinkRules | None,
-    ) -> dict[str, Any]:
-        if failure := self.recipient_failure(item, sender):
-            return {"failure": failure}
+    ) -> Composed | Refused:
+        if failure := self.recipient_failure(draft.item, sender):
+            return failure
         if isinstance(rendered, TemplateError):
-            return {"failure": ("template_error", str(rendered))}
+            return Refused("template_error", str(rendered))
         shape, values = rendered
         links = ()
         if rules is not None:
-            shape, values, links = rewrite(rules, shape, values, self.link_codes(item))
+            shape, values, links = rewrite(rules, shape, values, draft.link_codes())
         text = shape.join(values)
         if len(text) > MAX_TEXT_LENGTH:
-            return {
-                "failure": (
-                    "text_too_long",
-                    f"rendered text has {len(text)} characters; the maximum is {MAX_TEXT_LENGTH}",
-                )
-            }
+            return Refused(
+                "text_too_long",
+                f"rendered text has {len(text)} characters; the maximum is {MAX_TEXT_LENGTH}",
+            )
         segmentation = segment(text)
         if max_parts is not None and segmentation.parts > max_parts:
-            return {
-                "failure": (
-                    "too_many_parts",
-                    f"rendered text needs {segmentation.parts} {segmentation.encoding} parts; "
-                    f"the project allows {max_parts}",
-                )
-            }
+            return Refused(
+                "too_many_parts",
+                f"rendered text needs {segmentation.parts} {segmentation.encoding} parts; "
+                f"the project allows {max_parts}",
+            )
         # Sinch reads `${name}` in a body as a placeholder (split_template refuses templates
         # holding one): a rendered text holding one cannot ride with parameters.
         parameterizable = not any("${" in literal for literal in shape.literals)
-        return {
-            "text": text,
-            "shape": shape,
-            "values": values if parameterizable else None,
-            "links": links,
-            "parts": segmentation.parts,
-            "encoding": segmentation.encoding,
-            "segmentation": segmentation,
-        }
+        return Composed(
+            text=text,
+            shape=shape,
+            values=values if parameterizable else None,
+            links=links,
+            parts=segmentation.parts,
+            encoding=segmentation.encoding,
+            segmentation=segmentation,
+        )
 
-    def plan(self, ctx: NodeContext, items: list[JourneyItem]) -> list[PlannedDispatch]:
+    def plan(self, settings: Settings, messages: Sequence[Message]) -> list[PlannedDispatch]:
         """Messages of one shape share requests: with a literal-and-expressions text, the
         whole batch, short links included."""
-        by_shape: dict[SplitTemplate, list[Outgoing]] = {}
-        for i in items:
-            by_shape.setdefault(i.notes["shape"], []).append(
-                Outgoing(self.send_key(ctx, i), i.phone or "", i.notes["text"], i.notes["values"])
+        by_shape: dict[SplitTemplate | None, list[Outgoing]] = {}
+        for message in messages:
+            composed = message.composed
+            by_shape.setdefault(composed.shape, []).append(
+                Outgoing(message.send_key, message.phone, composed.text, composed.values)
             )
         return [plan for shape, group in by_shape.items() for plan in plan_dispatches(group, shape)]

@@ -14,15 +14,17 @@ A trigger does no batch work: enrolment places customers straight on its next no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import field_validator, model_validator
 
 from engine.schedule import ZoneName, cron_error, next_cron_fire, parse_zone
 from engine.templates import expression_error
-from nodes.base import NodeConfig, Step
+from nodes.base import JourneyItem, Move, NodeConfig
+
+if TYPE_CHECKING:
+    from engine.runtime import NodeContext
 
 
 class TriggerNode(NodeConfig):
@@ -64,8 +66,9 @@ class TriggerNode(NodeConfig):
             raise ValueError("`at` and `cron` belong to schedule triggers only")
         return self
 
-    def steps(self) -> Sequence[Step]:
-        return ()
+    def run(self, ctx: NodeContext, items: list[JourneyItem]) -> list[Move]:
+        """Enrolment places customers after the trigger; one found here goes on."""
+        return [Move(item) for item in items]
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The first scheduled enrolment strictly after `after`, or None when none is left."""

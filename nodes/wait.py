@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 
 from engine.schedule import Duration, ZoneOrCustomer, next_time_of_day
-from nodes.base import JourneyItem, Move, NodeConfig, Step, StepResult
+from nodes.base import JourneyItem, Move, NodeConfig
 
 if TYPE_CHECKING:
     from engine.runtime import NodeContext
@@ -37,10 +36,7 @@ class WaitNode(NodeConfig):
             raise ValueError("`date` needs `until`, the time of day on that date")
         return self
 
-    def steps(self) -> Sequence[Step]:
-        return (Step("wait", self.wait),)
-
-    def wait(self, ctx: NodeContext, items: list[JourneyItem]) -> StepResult:
+    def run(self, ctx: NodeContext, items: list[JourneyItem]) -> list[Move]:
         moves = []
         for item in items:
             if self.duration is not None:
@@ -49,5 +45,5 @@ class WaitNode(NodeConfig):
                 assert self.until is not None
                 zone = ctx.zone(item, self.timezone)
                 due = next_time_of_day(ctx.now, self.until, zone, self.date)
-            moves.append(Move(item, "next", due_at=due))
-        return StepResult([], moves)
+            moves.append(Move(item, "next", due_at=due, reason="waiting"))
+        return moves

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Connection, or_, select, true, update
 
 from engine.store.database import Database
-from engine.store.tables import CONSENTS, DISPATCHES, OPT_OUTS, SENDS
+from engine.store.sends import OUTCOME_COLUMNS, SendOutcome
+from engine.store.tables import CAMPAIGN_EVENTS, CONSENTS, DISPATCHES, OPT_OUTS, SENDS
+
+# Builds the campaign event of one decided send.
+Tracker = Callable[[SendOutcome], dict[str, Any]]
 
 
 class DispatchRow(NamedTuple):
@@ -71,20 +75,25 @@ class Dispatches:
 
     def withhold_sends(
         self, dispatch_key: str, payload: dict[str, Any], reasons: dict[str, str], now: datetime
-    ) -> None:
+    ) -> list[SendOutcome]:
         """Take sends out of a stored request before it is made, in one transaction: each
-        is suppressed with its reason (as the consent step records it) and the request
-        keeps `payload`, the rest; with nobody left it is `withheld`, never made."""
+        is suppressed with its reason (as the consent policy records it) and the request
+        keeps `payload`, the rest; with nobody left it is `withheld`, never made. Returns
+        the suppressed sends."""
+        by_reason: dict[str, list[str]] = {}
+        for key, reason in reasons.items():
+            by_reason.setdefault(reason, []).append(key)
         with self.db.engine.begin() as connection:
-            self.db.update_many(
-                connection,
-                SENDS,
-                "key",
-                [
-                    {"key": key, "state": "suppressed", "reason": reason, "tracked": True}
-                    for key, reason in reasons.items()
-                ],
-            )
+            suppressed = [
+                SendOutcome(*row)
+                for reason, keys in by_reason.items()
+                for row in connection.execute(
+                    update(SENDS)
+                    .where(self.db.in_(SENDS.c.key, keys), SENDS.c.state == "pending")
+                    .values(state="suppressed", reason=reason, tracked=True)
+                    .returning(*OUTCOME_COLUMNS)
+                )
+            ]
             # The request is held by its taker (`take_dispatch`): it stays so, unless
             # nobody is left in it.
             withheld = {} if payload["recipients"] else {"state": "withheld"}
@@ -93,6 +102,7 @@ class Dispatches:
                 .where(DISPATCHES.c.key == dispatch_key)
                 .values(payload=payload, updated_at=now, **withheld)
             )
+        return suppressed
 
     def unresolved_keys(self, keys: Sequence[str]) -> set[str]:
         """The keys among `keys` of requests stored and not yet answered: pending, or
@@ -139,16 +149,19 @@ class Dispatches:
         *,
         enqueued: bool,
         now: datetime,
+        track: Tracker,
         provider_id: str | None = None,
         status_code: int | str | None = None,
         error: str | None = None,
         comment: str | None = None,
         refused: dict[str, dict[str, Any]] | None = None,
-    ) -> None:
-        """Record a provider's answer for one dispatch and all of its sends, together.
+    ) -> list[SendOutcome]:
+        """Record a provider's answer for one dispatch, all of its sends and each send's
+        campaign event (built by `track`), in one transaction; returns the sends.
 
         `refused` names recipients (by phone) that the provider refused inside a request
-        it otherwise accepted, each with its status_code, error and comment.
+        it otherwise accepted, each with its status_code, error and comment. Only the
+        request's taker resolves it (`take`), so no send is tracked twice.
         """
         outcome = {"status_code": _code(status_code), "error": error, "comment": comment}
         with self.db.engine.begin() as connection:
@@ -162,35 +175,41 @@ class Dispatches:
                     **outcome,
                 )
             )
-            if refused:
-                connection.execute(
-                    update(SENDS)
-                    .where(
-                        SENDS.c.dispatch_key == key,
-                        SENDS.c.phone == bindparam("_phone"),
-                        SENDS.c.state == "pending",
-                    )
-                    .values(
-                        state="enqueue_failed",
-                        status_code=bindparam("_status_code"),
-                        error=bindparam("_error"),
-                        comment=bindparam("_comment"),
-                    ),
-                    [
-                        {
-                            "_phone": phone,
-                            "_status_code": _code(why.get("status_code")),
-                            "_error": why.get("error"),
-                            "_comment": why.get("comment"),
-                        }
-                        for phone, why in refused.items()
-                    ],
+            sends = [
+                outcome
+                for phone, why in (refused or {}).items()
+                for outcome in self._decide(
+                    connection,
+                    key,
+                    SENDS.c.phone == phone,
+                    state="enqueue_failed",
+                    status_code=_code(why.get("status_code")),
+                    error=why.get("error"),
+                    comment=why.get("comment"),
                 )
-            connection.execute(
-                update(SENDS)
-                .where(SENDS.c.dispatch_key == key, SENDS.c.state == "pending")
-                .values(state="enqueued" if enqueued else "enqueue_failed", **outcome)
+            ]
+            sends += self._decide(
+                connection,
+                key,
+                true(),
+                state="enqueued" if enqueued else "enqueue_failed",
+                **outcome,
             )
+            self.db.bulk_insert(connection, CAMPAIGN_EVENTS, [track(send) for send in sends])
+        return sends
+
+    def _decide(
+        self, connection: Connection, key: str, which: Any, **values: Any
+    ) -> list[SendOutcome]:
+        """Set the outcome of a request's pending sends (those `which` selects), tracked,
+        and return them."""
+        rows = connection.execute(
+            update(SENDS)
+            .where(SENDS.c.dispatch_key == key, SENDS.c.state == "pending", which)
+            .values(tracked=True, **values)
+            .returning(*OUTCOME_COLUMNS)
+        )
+        return [SendOutcome(*row) for row in rows]
 
     def stale_pending(
         self, scenario_id: str, before: datetime, taken_before: datetime

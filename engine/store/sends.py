@@ -44,13 +44,15 @@ SEND_COLUMNS = tuple(SENDS.c[name] for name in SendRow._fields)
 
 
 class SendOutcome(NamedTuple):
-    """What a send's campaign event needs of it: whose it is and what the provider
-    answered. Read per message as a step tracks its batch, so only these columns."""
+    """What a send's campaign event needs of it: whose it is and how it was decided.
+    Returned by the statement that records the decision, so only these columns."""
 
     key: str
+    node_id: str
     customer_id: str
     phone: str | None
     state: str
+    reason: str | None
     parts: int | None
     status_code: str | None
     error: str | None
@@ -58,7 +60,7 @@ class SendOutcome(NamedTuple):
     test: bool
 
 
-_OUTCOME_COLUMNS = tuple(SENDS.c[name] for name in SendOutcome._fields)
+OUTCOME_COLUMNS = tuple(SENDS.c[name] for name in SendOutcome._fields)
 
 
 class Sends:
@@ -71,10 +73,20 @@ class Sends:
         rows = self.db.values(select(*SEND_COLUMNS).where(self.db.in_(SENDS.c.key, keys)), SendRow)
         return {row.key: row for row in rows}
 
-    def record(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Record message decisions made before any provider call (suppressed, failed)."""
+    def record(self, rows: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]] = ()) -> None:
+        """Record message decisions made before any provider call (suppressed, failed),
+        with their campaign events, in one transaction. A decision already stored (an
+        earlier attempt's) is kept, and so is its event: the new one is not appended."""
+        if not rows:
+            return
+        columns = {name for row in rows for name in row}
+        rows = [{name: row.get(name) for name in columns} for row in rows]
         with self.db.engine.begin() as connection:
-            self.db.insert_ignoring_conflicts(connection, SENDS, rows)
+            statement = self.db.insert(SENDS).on_conflict_do_nothing().returning(SENDS.c.key)
+            inserted = set(connection.execute(statement, rows).scalars())
+            self.db.bulk_insert(
+                connection, CAMPAIGN_EVENTS, [e for e in events if e["send_key"] in inserted]
+            )
 
     def sent_since(self, customer_ids: Sequence[str], since: datetime) -> dict[str, int]:
         """Messages handed to a provider per customer since `since`, across all scenarios."""
@@ -148,18 +160,6 @@ class Sends:
             else:
                 connection.execute(DISPATCHES.delete().where(this))
         return {key for keys in others.values() for key in keys}
-
-    def untracked(self, keys: Sequence[str]) -> list[SendOutcome]:
-        """The sends among `keys` not yet tracked: answered, or still `pending` (their
-        request is being made by another process)."""
-        return self.db.values(
-            select(*_OUTCOME_COLUMNS).where(
-                self.db.in_(SENDS.c.key, keys),
-                SENDS.c.tracked.is_(False),
-                SENDS.c.state.in_(("pending", "enqueued", "enqueue_failed")),
-            ),
-            SendOutcome,
-        )
 
     def track(self, events: Sequence[dict[str, Any]]) -> None:
         """Append campaign events and mark their sends tracked, in one transaction.

@@ -21,6 +21,7 @@ from engine.scenario import parse_scenario
 from integrations.gateways import GatewayPool, SinchSmsGateway
 from integrations.sinch_sms import SinchSmsClient, SinchSmsCredentials
 from tests.conftest import NOW, project_settings
+from tests.engine.seams import before_first_request
 from tests.engine.test_inbound import STOP
 
 
@@ -536,12 +537,12 @@ def test_a_tick_holds_the_claim_of_every_journey_it_runs(sqlite_store, sinch):
     times = (NOW + timedelta(minutes=2 * n) for n in itertools.count(1))
     unclaimed: list[str] = []
 
-    def run_checking_claims(ctx, node, step, items, batch):
-        for item in items:
+    def run_checking_claims(batch):
+        for item in batch.items:
             journey = sqlite_store.journeys.of_customer(item.customer_id)[0]
-            if journey["claimed_until"] is None or journey["claimed_until"] <= ctx.now:
+            if journey["claimed_until"] is None or journey["claimed_until"] <= batch.ctx.now:
                 unclaimed.append(item.customer_id)
-        return step.run(ctx, items)
+        return batch.run()
 
     summary = tick_scenario(runtime, "test", run_checking_claims, now=lambda: next(times))
 
@@ -589,19 +590,15 @@ def withdraw(runtime: Runtime, how: str, numbers: list[int]) -> None:
     ],
 )
 def test_consent_withdrawn_after_the_consent_step_is_honoured_at_the_request(
-    sqlite_store, sinch, how, withdrawn, reason
+    sqlite_store, sinch, how, withdrawn, reason, monkeypatch
 ):
     runtime = make_runtime(sqlite_store, sinch)
     customers(sqlite_store, [person(n) for n in range(3)])
-
-    def withdraw_before_sending(ctx, node, step, items, batch):
-        if step.name == "send":  # the consent step has passed everyone
-            withdraw(runtime, how, withdrawn)
-        return step.run(ctx, items)
-
+    # The consent policy has passed everyone; then consent is withdrawn.
+    before_first_request(monkeypatch, lambda: withdraw(runtime, how, withdrawn))
     scenario = parse_scenario(HELLO, "test.yaml", runtime.settings)
     launch(runtime, scenario, NOW)
-    tick_scenario(runtime, "test", withdraw_before_sending, now=lambda: NOW)
+    tick_scenario(runtime, "test", now=lambda: NOW)
 
     sent = [n for n in range(3) if n not in withdrawn]
     assert set(sinch.texts()) == {person(n)["phone"] for n in sent}
@@ -632,3 +629,50 @@ def test_a_request_the_provider_may_have_is_not_withheld_by_a_later_stop(sqlite_
         "c0": "enqueued",
         "c1": "enqueued",
     }
+
+
+def test_a_node_batch_counts_every_outcome_once_by_reason(sqlite_store, sinch):
+    runtime = make_runtime(
+        sqlite_store,
+        sinch,
+        frequency_policies={"daily": {"max_messages": 1, "window": "1d"}},
+    )
+    customers(sqlite_store, [person(n) for n in range(4)])
+    customers(sqlite_store, [person(4)], consent=False)
+    customers(sqlite_store, [{**person(5), "phone": None}])
+    customers(sqlite_store, [{**person(6), "attributes": {}}])  # no first_name
+    text = scenario_text(
+        nodes="""
+  - {id: start, type: trigger, kind: launch}
+  - {id: hello, type: sms, text: "Hi {{ customer.first_name }}!"}
+""",
+        edges="  - {from: start, to: hello}",
+        settings="  frequency_policy: daily",
+    )
+    scenario = parse_scenario(text, "test.yaml", runtime.settings)
+    launch(runtime, scenario, NOW)
+    earlier = {"key": "x", "scenario_id": "other", "node_id": "n", "customer_id": "c0"}
+    sqlite_store.sends.record(
+        [{**earlier, "journey_id": 0, "state": "enqueued", "created_at": NOW}]
+    )
+    counted = []
+
+    def run_batch(batch):
+        counts = batch.run()
+        counted.append((batch.name, dict(counts)))
+        return counts
+
+    summary = tick_scenario(runtime, "test", run_batch, now=lambda: NOW)
+    assert counted == [
+        (
+            "hello #1",
+            {
+                "sent": 3,
+                "suppressed: frequency policy: daily": 1,
+                "suppressed: no consent: sms_marketing": 1,
+                "enqueue_failed: invalid_phone": 1,
+                "failed: template_error": 1,
+            },
+        )
+    ]
+    assert summary.reasons[("hello", "sent")] == 3

@@ -21,6 +21,7 @@ from engine.store import Store
 from integrations.gateways import GatewayPool, open_gateway
 from integrations.simulator.server import SimulatorProcess
 from tests.conftest import NOW, project_settings
+from tests.engine.seams import before_first_request
 
 CUSTOMERS = 400
 # Small claims and batches: each worker claims many times, so claims interleave.
@@ -234,7 +235,7 @@ def assert_everyone_sent_once_and_tracked(store: Store, simulator: SimulatorProc
     "first_worker", ["finishes", "dies before the request", "dies after the provider accepted"]
 )
 def test_a_request_being_made_is_left_to_the_worker_making_it(
-    store, database_url, simulator, first_worker
+    store, database_url, simulator, first_worker, monkeypatch
 ):
     """The first worker's batch reaches its request after the claim lease; the second
     claims the same journeys meanwhile, finds their request being made, and holds them at
@@ -254,16 +255,15 @@ def test_a_request_being_made_is_left_to_the_worker_making_it(
         interrupted=lambda gateway: Interrupted(gateway, second_ticks, first_worker),
     )
 
-    def slow_until_send(ctx, node, step, items, batch):
-        if step.name == "send":  # the batch took longer than the lease to get here
-            first_clock.at = NOW + LEASE + timedelta(seconds=1)
-        return step.run(ctx, items)
+    def slow_until_send() -> None:  # the batch took longer than the lease to get here
+        first_clock.at = NOW + LEASE + timedelta(seconds=1)
 
+    before_first_request(monkeypatch, slow_until_send)
     if first_worker == "finishes":
-        tick_scenario(first, "lease", slow_until_send, now=first_clock)
+        tick_scenario(first, "lease", now=first_clock)
     else:
         with pytest.raises(WorkerDied):
-            tick_scenario(first, "lease", slow_until_send, now=first_clock)
+            tick_scenario(first, "lease", now=first_clock)
     # Once the first worker has held the request for longer than the lease, it is taken
     # to have died: the second reconciles it with the provider.
     second_clock.at = NOW + 2 * LEASE + timedelta(seconds=2)
@@ -277,7 +277,7 @@ def test_a_request_being_made_is_left_to_the_worker_making_it(
 
 @pytest.mark.parametrize("second_worker", ["finishes", "dies after the provider accepted"])
 def test_a_message_in_another_workers_request_is_left_out_of_this_one(
-    store, database_url, simulator, second_worker
+    store, database_url, simulator, second_worker, monkeypatch
 ):
     """The first worker's batch reaches its send step after the claim lease; meanwhile the
     second, claiming fewer journeys at a time, put the first half of that batch in a
@@ -301,16 +301,15 @@ def test_a_message_in_another_workers_request_is_left_out_of_this_one(
 
     died: list[bool] = []
 
-    def overtaken_before_send(ctx, node, step, items, batch):
-        if step.name == "send":
-            try:
-                tick_scenario(second, "lease", now=second_clock)
-                died.append(False)
-            except WorkerDied:
-                died.append(True)
-        return step.run(ctx, items)
+    def overtaken_before_send() -> None:
+        try:
+            tick_scenario(second, "lease", now=second_clock)
+            died.append(False)
+        except WorkerDied:
+            died.append(True)
 
-    overtaken = tick_scenario(first, "lease", overtaken_before_send, now=first_clock)
+    before_first_request(monkeypatch, overtaken_before_send)
+    overtaken = tick_scenario(first, "lease", now=first_clock)
     # The dead worker's request, held longer than the lease, is reconciled by a later tick.
     first_clock.at = NOW + 2 * LEASE + timedelta(seconds=2)
     tick_scenario(first, "lease", now=first_clock)

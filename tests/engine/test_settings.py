@@ -40,7 +40,7 @@ def test_defaults_of_keys_left_out():
     assert settings.consent_categories == ["sms_marketing"]
     assert settings.frequency_policies == {}
     assert settings.silent_hours is None
-    assert settings.batch_size == 1000
+    assert settings.batch_size == 5000
 
 
 def test_default_path_is_the_environment_variable_then_the_current_folder(tmp_path, monkeypatch):

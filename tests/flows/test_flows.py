@@ -109,9 +109,14 @@ def launch(project: Path) -> dict:
     return launch_scenario(str(project / "hello.yaml"), str(project / "scenarist.yaml"))
 
 
-def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulator):
+def test_launch_runs_each_node_batch_as_one_named_task_run(prefect_api, project, simulator):
     from prefect import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import (
+        LogFilter,
+        LogFilterTaskRunId,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
 
     store = audience(project, 30)
     result = launch(project)
@@ -122,16 +127,21 @@ def test_launch_runs_node_steps_as_named_task_runs(prefect_api, project, simulat
 
     import asyncio
 
-    async def task_run_names() -> set[str]:
+    async def task_runs_and_logs() -> tuple[list, list[str]]:
         async with get_client() as client:
             runs = await client.read_task_runs(
-                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="greet."))
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="greet"))
             )
-            return {run.name for run in runs}
+            logs = await client.read_logs(
+                log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[r.id for r in runs]))
+            )
+            return runs, [log.message for log in logs]
 
-    names = asyncio.run(task_run_names())
-    for step in ("consent", "frequency_policy", "silent_hours", "render", "send", "track"):
-        assert f"greet.{step} #1" in names
+    runs, logs = asyncio.run(task_runs_and_logs())
+    # One task run for the node's one batch, not one per step; it logs its outcomes once.
+    assert [run.name for run in runs] == ["greet #1"]
+    assert runs[0].state.is_completed()
+    assert "greet #1: 30 customers: sent 30" in logs
 
 
 @pytest.mark.parametrize(

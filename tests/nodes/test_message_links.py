@@ -11,6 +11,7 @@ from engine.links import LINK_SECRET, short_code
 from engine.preview import preview_messages
 from engine.runtime import tick_scenario
 from engine.scenario import parse_scenario
+from engine.sending import Draft
 from engine.store import CustomerRow
 from engine.trial_send import send_test
 from nodes.base import JourneyItem
@@ -49,12 +50,11 @@ edges:
 """
 
 
-def item(send_key: str | None = "t/v/hello/c1/launch") -> JourneyItem:
-    journey = JourneyItem(1, "c1", "launch", "v", {"first_name": "Ann"}, {}, "+12025550001")
-    journey.region = "US"
-    if send_key is not None:
-        journey.notes["send_key"] = send_key
-    return journey
+def item(send_key: str | None = "t/v/hello/c1/launch") -> Draft:
+    journey = JourneyItem(
+        1, "c1", "launch", "v", {"first_name": "Ann"}, {}, "+12025550001", region="US"
+    )
+    return Draft(journey, send_key)
 
 
 def test_sms_parts_are_counted_on_the_shortened_text():
@@ -63,9 +63,9 @@ def test_sms_parts_are_counted_on_the_shortened_text():
     scenario = parse_scenario(sms_scenario(text), "t.yaml", settings)
     [composed] = scenario.nodes["hello"].compose(settings, scenario, [item()])
     code = short_code("t/v/hello/c1/launch", 1)
-    assert composed["text"] == f"Hi Ann, shop {BASE}/{code} now"
-    assert composed["parts"] == 1  # the text as written would cost 2
-    [link] = composed["links"]
+    assert composed.text == f"Hi Ann, shop {BASE}/{code} now"
+    assert composed.parts == 1  # the text as written would cost 2
+    [link] = composed.links
     assert link.target == (
         f"{LONG_URL}?utm_source=scenarist&utm_medium=sms&utm_campaign=Test+campaign"
     )
@@ -78,13 +78,13 @@ def test_mms_text_and_fallback_links_are_numbered_in_order():
     settings = project_settings(links={"short_url_base": BASE})
     scenario = parse_scenario(MMS, "promo.yaml", settings)
     [composed] = scenario.nodes["promo"].compose(settings, scenario, [item("k")])
-    assert composed["text"] == f"Hi Ann, see {BASE}/{short_code('k', 1)}"
-    assert composed["fallback_text"] == f"Hi Ann, sale at {BASE}/{short_code('k', 2)}."
-    assert [(link.position, link.target) for link in composed["links"]] == [
+    assert composed.text == f"Hi Ann, see {BASE}/{short_code('k', 1)}"
+    assert composed.fallback_text == f"Hi Ann, sale at {BASE}/{short_code('k', 2)}."
+    assert [(link.position, link.target) for link in composed.links] == [
         (1, "https://x.com/mms"),
         (2, "https://x.com/sale"),
     ]
-    assert composed["parts"] == 1
+    assert composed.parts == 1
 
 
 def test_a_preview_shows_obviously_fake_codes_of_the_real_length():
@@ -100,7 +100,7 @@ def test_links_stay_as_written_unless_asked_for():
     settings = project_settings()
     scenario = parse_scenario(sms_scenario("See https://x.com/a"), "t.yaml", settings)
     [composed] = scenario.nodes["hello"].compose(settings, scenario, [item()])
-    assert composed["text"] == "See https://x.com/a" and composed["links"] == ()
+    assert composed.text == "See https://x.com/a" and composed.links == ()
 
 
 def test_a_batch_with_a_link_is_still_one_request(sqlite_store):

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from engine.scenario import parse_scenario
+from engine.sending import Composed, Draft, Refused
 from nodes.base import JourneyItem
 from nodes.mms import MmsNode
 from tests.conftest import project_settings
@@ -90,8 +91,8 @@ edges:
 """
 
 
-def item(phone: str | None, region: str | None, **attributes) -> JourneyItem:
-    return JourneyItem(1, "c1", "launch", "v", attributes, {}, phone, None, region)
+def item(phone: str | None, region: str | None, **attributes) -> Draft:
+    return Draft(JourneyItem(1, "c1", "launch", "v", attributes, {}, phone, None, region), "k")
 
 
 @pytest.mark.parametrize(
@@ -110,11 +111,11 @@ def test_composition_per_customer(phone, region, attributes, failure):
     [composed] = scenario.nodes["promo"].compose(
         settings, scenario, [item(phone, region, **attributes)]
     )
-    assert composed.get("failure", (None,))[0] == failure
+    assert getattr(composed, "error", None) == failure
     if failure is None:
-        assert composed["text"] == "Hi Ann"
-        assert composed["fallback_text"] == "Hi Ann, sale at https://example.com"
-        assert composed["parts"] == 1 and composed["encoding"] == "GSM-7"
+        assert composed.text == "Hi Ann"
+        assert composed.fallback_text == "Hi Ann, sale at https://example.com"
+        assert composed.parts == 1 and composed.encoding == "GSM-7"
 
 
 # -- choices and location ------------------------------------------------------------------
@@ -227,5 +228,6 @@ def test_without_a_sender_the_country_check_is_the_providers():
         scenario,
         [item("+14165550123", "CA", first_name="Ann"), item("+61412345678", "AU", first_name="Al")],
     )
-    assert "failure" not in canadian  # a 10DLC sender would reach CA; no sender: not checked
-    assert australian["failure"][0] == "mms_not_available"  # MMS itself stays US and CA only
+    assert isinstance(canadian, Composed)  # a 10DLC sender would reach CA; no sender: unchecked
+    assert australian == Refused("mms_not_available", australian.comment)
+    assert australian.error == "mms_not_available"  # MMS itself stays US and CA only

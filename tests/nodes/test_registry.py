@@ -47,8 +47,7 @@ def test_node_types_are_documented_and_round_trip(type_name):
     assert model.__doc__ and model.__doc__.strip()
     node = model.model_validate(EXAMPLES[type_name])
     assert model.model_validate(node.model_dump()) == node
-    names = [step.name for step in node.steps()]
-    assert len(names) == len(set(names))
+    assert type(node).run is not NodeConfig.run, "a node type decides its batch in `run`"
     assert node.outputs and node.problems(project_settings()) == []
 
 
@@ -56,7 +55,7 @@ def item(**attributes) -> JourneyItem:
     return JourneyItem(1, "c1", "launch", "v1", attributes, {}, "+12025550001", "America/New_York")
 
 
-# Nodes whose steps need no store or provider, run on one customer each.
+# Nodes that need no store or provider, run on one customer each.
 @pytest.mark.parametrize(
     ("type_name", "attributes", "output", "due"),
     [
@@ -66,14 +65,11 @@ def item(**attributes) -> JourneyItem:
         ("condition", {"vip": False}, "false", None),
     ],
 )
-def test_steps_decide_declared_branches(type_name, attributes, output, due):
+def test_nodes_decide_declared_branches(type_name, attributes, output, due):
     node = NODE_TYPES[type_name].model_validate(EXAMPLES[type_name])
     ctx = NodeContext(project_settings(), None, None, NOW, None)  # type: ignore[arg-type]
-    live, moves = [item(**attributes)], []
-    for step in node.steps():
-        result = step.run(ctx, live)
-        live, moves = result.live, moves + result.moves
-    assert live == []
-    [move] = moves
+    customer = item(**attributes)
+    [move] = node.run(ctx, [customer])
+    assert move.item is customer
     assert move.output in node.outputs
     assert (move.output, move.due_at) == (output, due)

@@ -48,3 +48,16 @@ def stored_dispatch(store, key: str, state: str, taken_at: datetime) -> None:
         ],
         [],
     )
+
+
+def event_for(send) -> dict:
+    """A campaign event for one decided send, as the send protocol's tracker builds it."""
+    return {
+        "name": "campaign",
+        "customer_id": send.customer_id,
+        "scenario_id": "s",
+        "status": send.state,
+        "send_key": send.key,
+        "timestamp": NOW,
+        "properties": {"action_type": "sms", "error": send.error},
+    }

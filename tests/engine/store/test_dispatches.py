@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import NOW
-from tests.engine.store.rows import LEASE, add_customers, send_row, stored_dispatch
+from tests.engine.store.rows import LEASE, add_customers, event_for, send_row, stored_dispatch
 
 
 def test_dispatch_outcome_updates_every_pending_send(store):
@@ -30,16 +30,22 @@ def test_dispatch_outcome_updates_every_pending_send(store):
         ],
     )
     assert store.dispatches.unresolved_keys(["d1", "d2"]) == {"d1"}
-    store.dispatches.resolve(
+    answered = store.dispatches.resolve(
         "d1",
         enqueued=False,
         now=NOW,
         status_code=400,
         error="syntax_invalid_parameter_format",
         comment="bad to[0]",
+        track=event_for,
     )
+    assert sorted((s.key, s.state, s.error) for s in answered) == [
+        (k, "enqueue_failed", "syntax_invalid_parameter_format") for k in ("k1", "k2")
+    ]
     sends = store.sends.by_key(["k1", "k2"])
     assert {s.state for s in sends.values()} == {"enqueue_failed"}
+    assert all(s.tracked for s in sends.values())  # each with its event, in the answer's write
+    assert store.evaluation.event_counts("s") == [("sms", "enqueue_failed", 2)]
     assert sends["k1"].status_code == "400"  # kept as the provider gave it
     assert store.dispatches.unresolved_keys(["d1"]) == set()
     assert store.dispatches.take("d1", NOW, NOW) is None  # answered: never made again
@@ -97,7 +103,13 @@ def test_withdrawn_consents_are_found_per_request_and_withheld(store):
     ]
 
     kept = {**payload, "recipients": ["+12025550000", "+12025550003"], "send_keys": ["k0", "k3"]}
-    store.dispatches.withhold_sends("d1", kept, {"k1": "no consent: sms", "k2": "STOP"}, NOW)
+    withheld = store.dispatches.withhold_sends(
+        "d1", kept, {"k1": "no consent: sms", "k2": "STOP"}, NOW
+    )
+    assert sorted((s.key, s.state, s.reason) for s in withheld) == [
+        ("k1", "suppressed", "no consent: sms"),
+        ("k2", "suppressed", "STOP"),
+    ]
     sends = store.sends.by_key([f"k{n}" for n in range(5)])
     assert {k: (s.state, s.reason) for k, s in sends.items()} == {
         "k0": ("pending", None),

@@ -101,19 +101,34 @@ def test_frequency_counts_only_enqueued_sends_in_the_window(store):
     assert store.sends.sent_since(["c1", "c2"], NOW - timedelta(days=1)) == {"c1": 1}
 
 
+EVENT = {
+    "name": "campaign",
+    "customer_id": "c1",
+    "scenario_id": "s",
+    "status": "enqueued",
+    "send_key": "k1",
+    "timestamp": NOW,
+    "properties": {"action_type": "sms"},
+}
+
+
 def test_campaign_events_are_appended_once_per_send(store):
     store.sends.record([send_row("k1", "c1", "enqueued", NOW)])
-    event = {
-        "name": "campaign",
-        "customer_id": "c1",
-        "scenario_id": "s",
-        "status": "enqueued",
-        "send_key": "k1",
-        "timestamp": NOW,
-        "properties": {"action_type": "sms"},
-    }
+    event = EVENT
     store.sends.track([event])
-    assert store.sends.untracked(["k1"]) == []
+    assert store.sends.by_key(["k1"])["k1"].tracked
     with pytest.raises(ConcurrentUpdate, match="tracked concurrently"):
         store.sends.track([event])
     assert store.evaluation.event_counts("s") == [("sms", "enqueued", 1)]
+
+
+def test_decisions_before_any_request_are_recorded_with_their_events_once(store):
+    failed = send_row("k1", "c1", "enqueue_failed", NOW, error="invalid_phone", tracked=True)
+    suppressed = send_row("k2", "c2", "suppressed", NOW, reason="no consent: sms", tracked=True)
+    event = {**EVENT, "status": "enqueue_failed"}
+    store.sends.record([failed, suppressed], [event])
+    # A retried attempt decides them again: the stored decisions and their event stand.
+    store.sends.record([{**failed, "error": "other"}], [{**event, "status": "other"}])
+    sends = store.sends.by_key(["k1", "k2"])
+    assert (sends["k1"].error, sends["k2"].reason) == ("invalid_phone", "no consent: sms")
+    assert store.evaluation.event_counts("s") == [("sms", "enqueue_failed", 1)]
